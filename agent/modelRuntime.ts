@@ -1,0 +1,96 @@
+/**
+ * What the rest of the agent knows about a loaded model. Transports, consoles and the
+ * answer service talk to this interface only; `llamaRuntime.ts` implements it with
+ * node-llama-cpp, and unit tests hand in a fake.
+ */
+
+export interface GenerationParams {
+  /** Sampling temperature; 0 is greedy. Defaults to the model's default. */
+  temperature?: number | undefined;
+  /** Top-k. Defaults to the model's default. */
+  topK?: number | undefined;
+  /** Top-p. Defaults to the model's default. */
+  topP?: number | undefined;
+  /** Repeat penalty; 1 turns it off. Defaults to the model's default. */
+  repeatPenalty?: number | undefined;
+  /** Most tokens to generate. Defaults to 512. */
+  maxTokens?: number | undefined;
+  /** Seed for sampling. Defaults to random. */
+  seed?: number | undefined;
+}
+
+export type ChatRole = "system" | "user" | "assistant";
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+export interface GenerateRequest {
+  /** `chat` renders `messages` through the model's chat template; `raw` completes `prompt` as is. */
+  mode: "chat" | "raw";
+  /** The conversation so far, ending with the user's new message (chat mode). */
+  messages?: ChatMessage[];
+  /** Text to complete (raw mode). */
+  prompt?: string;
+  /** System prompt for chat mode; a `system` message in `messages` takes precedence. */
+  system?: string | undefined;
+  params: GenerationParams;
+  /** Aborting stops generation; the result then has finish reason `cancelled`. */
+  signal?: AbortSignal | undefined;
+  /** Receives the answer text as it is generated. */
+  onDelta?: ((text: string) => void) | undefined;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+export interface GenerateResult {
+  text: string;
+  finishReason: FinishReason;
+  usage: { promptTokens: number; completionTokens: number };
+  timings: {
+    /** From the start of evaluation (after any queue wait) to the first generated text. */
+    ttftMs: number;
+    /** Generated tokens per second after the first token. */
+    tokensPerSecond: number;
+    /** Prompt tokens evaluated per second (tokens reused from the cache are not counted). */
+    promptTokensPerSecond: number;
+    totalMs: number;
+    /** Time spent waiting in the queue before a sequence was free. */
+    queuedMs: number;
+  };
+}
+
+export interface MlockState {
+  requested: boolean;
+  /** Whether the model's pages are really locked (Linux `VmLck`; elsewhere as llama.cpp reported). */
+  locked: boolean;
+  lockedBytes: number | null;
+  /** What went wrong and how to fix it, when requested but not locked. */
+  detail: string;
+}
+
+export interface RuntimeInfo {
+  modelPath: string;
+  modelLabel: string;
+  /** The model is the random-weight demo: its answers are random text. */
+  isDemo: boolean;
+  threads: number;
+  contextSize: number;
+  parallelSequences: number;
+  mlock: MlockState;
+  loadMs: number;
+  /** The CPU variant of the llama.cpp binaries in use, when known (e.g. `haswell`). */
+  backend: string;
+}
+
+export interface ModelRuntime {
+  readonly info: RuntimeInfo;
+  /** How many generations can run at once (one per context sequence). */
+  readonly slots: number;
+  /** Generates on the given slot; one call per slot at a time (the queue guarantees it). */
+  generate(slot: number, request: GenerateRequest): Promise<GenerateResult>;
+  countTokens(text: string): number;
+  dispose(): Promise<void>;
+  readonly disposed: boolean;
+}

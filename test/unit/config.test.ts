@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { envNameFor, flagNameFor, loadConfig } from "../../agent/config.js";
+import { AgentError } from "../../agent/errors.js";
+
+function dirWith(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "iagent-config-"));
+  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  return dir;
+}
+
+function failure(run: () => unknown): AgentError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof AgentError) return error;
+    throw error;
+  }
+  throw new Error("expected an AgentError");
+}
+
+describe("config precedence", () => {
+  it("uses defaults when nothing is given", () => {
+    const { config, sources } = loadConfig({ flags: {}, env: {}, cwd: dirWith({}) });
+    expect(config.threads).toBe("auto");
+    expect(config.maxTokens).toBe(512);
+    expect(config.modelsDir).toBe("./models-data");
+    expect(sources.threads).toBe("default");
+  });
+
+  it("ranks flags over environment over file over defaults", () => {
+    const cwd = dirWith({ "instrument-agent.yaml": "threads: 1\nmaxTokens: 100\ncontext: 1024\nlogLevel: debug\n" });
+    const env = { IAGENT_THREADS: "2", IAGENT_MAX_TOKENS: "200" };
+    const { config, sources } = loadConfig({ flags: { threads: "3" }, env, cwd });
+    expect(config.threads).toBe(3);
+    expect(sources.threads).toBe("flag");
+    expect(config.maxTokens).toBe(200);
+    expect(sources.maxTokens).toBe("env");
+    expect(config.context).toBe(1024);
+    expect(sources.context).toBe("file");
+    expect(config.logLevel).toBe("debug");
+    expect(config.mlock).toBe("auto");
+    expect(sources.mlock).toBe("default");
+  });
+
+  it("reads a JSON config named by --config and by IAGENT_CONFIG", () => {
+    const cwd = dirWith({ "a.json": '{"temperature": 0.2}', "b.json": '{"temperature": 0.4}' });
+    expect(loadConfig({ flags: { config: "a.json" }, env: { IAGENT_CONFIG: "b.json" }, cwd }).config.temperature).toBe(0.2);
+    expect(loadConfig({ flags: {}, env: { IAGENT_CONFIG: "b.json" }, cwd }).config.temperature).toBe(0.4);
+  });
+
+  it("lets a command's defaults replace the global ones but not what the user set", () => {
+    const cwd = dirWith({});
+    expect(loadConfig({ flags: {}, env: {}, cwd, commandDefaults: { logLevel: "warn" } }).config.logLevel).toBe("warn");
+    expect(loadConfig({ flags: { logLevel: "debug" }, env: {}, cwd, commandDefaults: { logLevel: "warn" } }).config.logLevel).toBe("debug");
+  });
+});
+
+describe("config errors name the source, the key and what was expected", () => {
+  it("a bad flag value", () => {
+    const error = failure(() => loadConfig({ flags: { threads: "many" }, env: {}, cwd: dirWith({}) }));
+    expect(error.code).toBe("IA_ERR_USAGE");
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toContain("--threads");
+    expect(error.message).toContain("'auto'");
+    expect(error.message).toContain('"many"');
+  });
+
+  it("a bad environment value", () => {
+    const error = failure(() => loadConfig({ flags: {}, env: { IAGENT_MLOCK: "maybe" }, cwd: dirWith({}) }));
+    expect(error.code).toBe("IA_ERR_CONFIG");
+    expect(error.message).toContain("IAGENT_MLOCK");
+    expect(error.message).toContain("on, off, auto");
+  });
+
+  it("an unknown key and a bad value in the file", () => {
+    const cwd = dirWith({ "instrument-agent.yaml": "thread: 2\n", "bad.yaml": "topP: 7\n" });
+    const unknown = failure(() => loadConfig({ flags: {}, env: {}, cwd }));
+    expect(unknown.code).toBe("IA_ERR_CONFIG");
+    expect(unknown.message).toContain("thread in");
+    expect(unknown.message).toContain("unknown setting");
+    const bad = failure(() => loadConfig({ flags: { config: "bad.yaml" }, env: {}, cwd }));
+    expect(bad.message).toMatch(/topP in .*bad\.yaml: expected at most 1, got 7/);
+  });
+
+  it("a file that is not YAML, not a mapping, or missing", () => {
+    const cwd = dirWith({ "broken.yaml": "threads: [1, 2\n", "list.yaml": "- 1\n- 2\n" });
+    expect(failure(() => loadConfig({ flags: { config: "broken.yaml" }, env: {}, cwd })).code).toBe("IA_ERR_CONFIG_FILE");
+    expect(failure(() => loadConfig({ flags: { config: "list.yaml" }, env: {}, cwd })).message).toContain("a list");
+    const missing = failure(() => loadConfig({ flags: { config: "nope.yaml" }, env: {}, cwd }));
+    expect(missing.code).toBe("IA_ERR_CONFIG_FILE");
+    expect(missing.message).toContain("nope.yaml");
+  });
+});
+
+describe("names", () => {
+  it("maps keys to IAGENT_ variables and flags", () => {
+    expect(envNameFor("reserveMem")).toBe("IAGENT_RESERVE_MEM");
+    expect(envNameFor("topK")).toBe("IAGENT_TOP_K");
+    expect(flagNameFor("maxTokens")).toBe("--max-tokens");
+  });
+});
