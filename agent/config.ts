@@ -28,7 +28,7 @@ function booleanFromString(value: unknown): unknown {
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.preprocess(numberFromString, z.number().int().min(min).max(max));
 const realNumber = (min: number, max: number) => z.preprocess(numberFromString, z.number().min(min).max(max));
-const autoOr = (inner: z.ZodType) => z.union([z.literal("auto"), inner]);
+const autoOr = <T extends z.ZodType>(inner: T) => z.union([z.literal("auto"), inner]);
 const flag = z.preprocess(booleanFromString, z.boolean());
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

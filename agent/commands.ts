@@ -1,0 +1,226 @@
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { CommandHandlers } from "./cli.js";
+import { loadConfig } from "./config.js";
+import type { AgentConfig } from "./config.js";
+import { AgentError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
+import { LocalConsole } from "./localConsole.js";
+import { createLogger } from "./logger.js";
+import type { Logger } from "./logger.js";
+import { loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
+import type { LoadedAgent } from "./modelSetup.js";
+import { probeHost } from "./hostProbe.js";
+import { createProgressBar } from "./progressBar.js";
+import { renderPlan, renderFacts } from "./probeReport.js";
+import { listCatalog } from "../models/catalog.js";
+import { resolveModel } from "../models/modelResolver.js";
+import { ModelStore } from "../models/modelStore.js";
+import { validateModelFile } from "../models/gguf/ggufValidator.js";
+import { writeSyntheticModel } from "../models/synth/syntheticModel.js";
+
+/** Options that belong to one command and are not settings (`models synth --shape`). */
+function withoutKeys(flags: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(flags).filter(([key]) => !keys.includes(key) && key !== "__exitCode"));
+}
+
+interface Context {
+  config: AgentConfig;
+  logger: Logger;
+}
+
+function setUp(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig> = {}, localKeys: string[] = []): Context {
+  const { config } = loadConfig({ flags: withoutKeys(flags, localKeys), commandDefaults });
+  const logger = createLogger({ level: config.logLevel, file: config.logFile });
+  return { config, logger };
+}
+
+function useColor(config: AgentConfig, stream: { isTTY?: boolean }): boolean {
+  if (config.color !== undefined) return config.color;
+  return Boolean(stream.isTTY) && process.env.NO_COLOR === undefined;
+}
+
+const DEMO_NOTICE = "DEMO MODEL: random weights. Its answers are random text, useful only for trying the plumbing.";
+
+function banner(agent: LoadedAgent): string {
+  const info = agent.runtime.info;
+  const lines = [
+    `instrument-agent: ${info.modelLabel}, ${info.threads} threads, context ${info.contextSize}, mlock ${info.mlock.locked ? "on" : "off"}. /help for commands.`,
+  ];
+  if (info.isDemo) lines.push(DEMO_NOTICE);
+  if (info.mlock.requested && !info.mlock.locked) lines.push(`warning: ${info.mlock.detail}`);
+  return lines.join("\n");
+}
+
+/** SIGINT/SIGTERM call `onSignal` instead of killing the process; returns the remover. */
+function onSignals(onSignal: (signal: NodeJS.Signals) => void): () => void {
+  const handler = (signal: NodeJS.Signals) => onSignal(signal);
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
+
+async function runConsole(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig>): Promise<number> {
+  const { config, logger } = setUp(flags, commandDefaults);
+  const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
+  const console = new LocalConsole({
+    input: process.stdin,
+    output: process.stdout,
+    service: agent.service,
+    logger,
+    color: useColor(config, process.stdout),
+    banner: banner(agent),
+  });
+  // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
+  const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));
+  try {
+    await console.run();
+  } finally {
+    removeSignals();
+    agent.service.queue.close();
+    await agent.runtime.dispose();
+  }
+  return EXIT_OK;
+}
+
+function readQuestion(question: string): string {
+  if (question !== "-") return question;
+  return readFileSync(0, "utf8").trim();
+}
+
+export function createCommandHandlers(): CommandHandlers {
+  return {
+    // Until the MQTT and serial transports land, `run` serves the local console.
+    run: (flags) => runConsole(flags, { logLevel: "warn" }),
+    chat: (flags) => runConsole(flags, { logLevel: "warn" }),
+
+    async ask(question, flags) {
+      const raw = flags.raw === true;
+      const { config, logger } = setUp(flags, { logLevel: "warn" }, ["raw"]);
+      const text = readQuestion(question);
+      if (text === "") throw new AgentError("IA_ERR_USAGE", "ask: the question is empty");
+      const agent = await loadAgent(config, logger);
+      if (agent.runtime.info.isDemo && !config.json) process.stderr.write(`${DEMO_NOTICE}\n`);
+      const controller = new AbortController();
+      const removeSignals = onSignals(() => controller.abort());
+      try {
+        const result = await agent.service.answer(raw ? { mode: "raw", prompt: text } : { messages: [{ role: "user", content: text }] }, {
+          signal: controller.signal,
+          onDelta: config.json ? undefined : (delta) => process.stdout.write(delta),
+        });
+        if (config.json) {
+          process.stdout.write(
+            `${JSON.stringify({ model: agent.runtime.info.modelLabel, demo: agent.runtime.info.isDemo, text: result.text, finishReason: result.finishReason, usage: result.usage, timings: result.timings })}\n`,
+          );
+        } else if (!result.text.endsWith("\n")) {
+          process.stdout.write("\n");
+        }
+        if (result.finishReason === "cancelled") {
+          process.stderr.write("(answer cancelled)\n");
+          return EXIT_RUNTIME;
+        }
+        return EXIT_OK;
+      } finally {
+        removeSignals();
+        await agent.runtime.dispose();
+      }
+    },
+
+    async probe(flags) {
+      const { config, logger } = setUp(flags, { logLevel: "warn" });
+      let result: { facts: unknown; plan: unknown; model: unknown };
+      if (config.model) {
+        const prepared = await prepareModel(config, logger);
+        result = { facts: prepared.facts, plan: prepared.plan, model: { ...prepared.summary, label: prepared.model.label, demo: prepared.model.isDemo } };
+      } else {
+        const facts = await probeHost();
+        const plan = planForCatalog(facts, config);
+        result = { facts, plan, model: { label: plan.model.id, chosenFrom: "catalog" } };
+      }
+      if (config.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else process.stdout.write(`${renderFacts(result.facts as never)}\n\n${renderPlan(result.plan as never)}\n`);
+      return EXIT_OK;
+    },
+
+    async modelsList(flags) {
+      const { config } = setUp(flags, { logLevel: "warn" });
+      const store = new ModelStore(config.modelsDir);
+      const rows = listCatalog().map((entry) => ({ ...entry, present: store.has(entry.fileName) }));
+      if (config.json) {
+        process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+        return EXIT_OK;
+      }
+      const lines = rows.map((r) => `${r.present ? "*" : " "} ${r.id.padEnd(32)} ${(r.sizeBytes / 1e6).toFixed(0).padStart(6)} MB  ${r.uri}`);
+      process.stdout.write(`  ${"id".padEnd(32)} ${"size".padStart(9)}  source\n${lines.join("\n")}\n\n* present in ${path.resolve(config.modelsDir)}\n`);
+      return EXIT_OK;
+    },
+
+    async modelsPull(idOrUri, flags) {
+      const { config, logger } = setUp(flags, { logLevel: "warn" });
+      if (idOrUri === "demo") throw new AgentError("IA_ERR_USAGE", "models pull demo: the demo model is synthesized, not downloaded (use --model demo)");
+      const resolved = await resolveModel(idOrUri, { modelsDir: config.modelsDir, mirror: config.modelMirror, logger });
+      const summary = await validateModelFile(resolved.path);
+      process.stdout.write(`${resolved.path}: ${summary.architecture} ${summary.fileType}, ${(summary.fileBytes / 1e6).toFixed(1)} MB, valid\n`);
+      return EXIT_OK;
+    },
+
+    async modelsVerify(file, flags) {
+      const expected = typeof flags.sha256 === "string" ? flags.sha256.toLowerCase() : undefined;
+      const { config } = setUp(flags, { logLevel: "warn" }, ["sha256"]);
+      const report: Record<string, unknown> = { file: path.resolve(file) };
+      try {
+        const summary = await validateModelFile(file);
+        report.gguf = { ok: true, ...summary };
+      } catch (error) {
+        const agentError = toAgentError(error);
+        report.gguf = { ok: false, error: agentError.toJSON() };
+        report.ok = false;
+        if (config.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else process.stdout.write(`FAIL  ${agentError.code}: ${agentError.message}\n`);
+        return EXIT_CHECK_FAILED;
+      }
+      const store = new ModelStore(path.dirname(path.resolve(file)));
+      const catalogSha = listCatalog().find((e) => e.fileName === path.basename(file))?.sha256 ?? undefined;
+      const check = await store.verifyFile(path.resolve(file), expected ?? catalogSha ?? undefined);
+      report.checksum = check;
+      report.ok = check.ok;
+      if (config.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        const g = report.gguf as { architecture: string; fileType: string; blockCount: number; embeddingLength: number };
+        process.stdout.write(`ok    GGUF: ${g.architecture} ${g.fileType}, ${g.blockCount} blocks, embedding ${g.embeddingLength}\n`);
+        process.stdout.write(
+          check.expected
+            ? `${check.ok ? "ok  " : "FAIL"}  SHA-256 ${check.actual}${check.ok ? "" : ` (expected ${check.expected})`}\n`
+            : `ok    SHA-256 ${check.actual} (nothing recorded to compare with)\n`,
+        );
+      }
+      return check.ok ? EXIT_OK : EXIT_CHECK_FAILED;
+    },
+
+    async modelsSynth(flags) {
+      const local = ["shape", "type", "seed", "out"];
+      const { config } = setUp(flags, { logLevel: "warn" }, local);
+      const shape = String(flags.shape);
+      const type = String(flags.type);
+      const seed = Number(flags.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new AgentError("IA_ERR_USAGE", `--seed: expected a whole number >= 0, got ${JSON.stringify(flags.seed)}`);
+      const out = path.resolve(typeof flags.out === "string" ? flags.out : path.join(config.modelsDir, `synth-${shape}-${type}.gguf`));
+      await mkdir(path.dirname(out), { recursive: true });
+      const bar = createProgressBar({ label: `writing ${path.basename(out)}` });
+      const result = await writeSyntheticModel({
+        shape: shape as never,
+        type: type as never,
+        seed,
+        outPath: out,
+        onProgress: (progress) => bar.update(progress.bytesWritten, progress.totalBytes),
+      });
+      bar.done();
+      process.stdout.write(`${out}: ${shape} ${type}, ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(1)} MB (random weights)\n`);
+      return EXIT_OK;
+    },
+  };
+}
+

@@ -1,0 +1,310 @@
+import { readFileSync } from "node:fs";
+import type { ChatHistoryItem, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { AgentError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type {
+  ChatMessage,
+  FinishReason,
+  GenerateRequest,
+  GenerateResult,
+  MlockState,
+  ModelRuntime,
+  RuntimeInfo,
+} from "./modelRuntime.js";
+
+/**
+ * The one module that imports node-llama-cpp for inference. It is imported lazily so that
+ * `--help`, `probe` and config errors do not pay for loading the native addon.
+ */
+
+export interface LlamaRuntimeOptions {
+  modelPath: string;
+  /** Name shown to people (catalog id or file name). */
+  modelLabel: string;
+  isDemo: boolean;
+  /** Generation threads; always set, because the library default (4) is far slower on 2 cores. */
+  threads: number;
+  contextSize: number;
+  /** One context sequence per concurrent generation. Defaults to 1. */
+  parallelSequences?: number;
+  mlock: boolean;
+  logger: Logger;
+  /** Load progress from 0 to 1. */
+  onLoadProgress?: (fraction: number) => void;
+}
+
+/** Messages from llama.cpp that the agent must act on, not only log. */
+const MLOCK_FAILURE = /failed to mlock/i;
+
+function readLockedBytes(): number | null {
+  if (process.platform !== "linux") return null;
+  try {
+    const match = /^VmLck:\s+(\d+)\s+kB/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function mlockFix(): string {
+  return process.platform === "win32"
+    ? "run the agent as a user allowed to lock pages in memory, or set mlock off"
+    : "raise the memlock limit: LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` before starting";
+}
+
+function toHistory(request: GenerateRequest): ChatHistoryItem[] {
+  const messages: ChatMessage[] = request.messages ?? [];
+  const history: ChatHistoryItem[] = [];
+  const hasSystem = messages.some((m) => m.role === "system");
+  if (!hasSystem && request.system) history.push({ type: "system", text: request.system });
+  for (const message of messages) {
+    if (message.role === "system") history.push({ type: "system", text: message.content });
+    else if (message.role === "user") history.push({ type: "user", text: message.content });
+    else history.push({ type: "model", response: [message.content] });
+  }
+  history.push({ type: "model", response: [] });
+  return history;
+}
+
+function finishReasonOf(stopReason: string, aborted: boolean): FinishReason {
+  if (aborted || stopReason === "abort") return "cancelled";
+  return stopReason === "maxTokens" ? "length" : "stop";
+}
+
+interface Slot {
+  sequence: LlamaContextSequence;
+  chat: LlamaChat;
+  completion: LlamaCompletion;
+}
+
+export class LlamaRuntime implements ModelRuntime {
+  readonly info: RuntimeInfo;
+  readonly slots: number;
+  #llama: Llama;
+  #model: LlamaModel;
+  #context: LlamaContext;
+  #slots: Slot[];
+  #disposed = false;
+
+  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[]) {
+    this.info = info;
+    this.slots = slots.length;
+    this.#llama = llama;
+    this.#model = model;
+    this.#context = context;
+    this.#slots = slots;
+  }
+
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** Loads the llama.cpp binaries, the model and one context with a sequence per slot. */
+  static async load(options: LlamaRuntimeOptions): Promise<LlamaRuntime> {
+    const log = options.logger.child({ component: "llama" });
+    const started = performance.now();
+    const { getLlama, LlamaChat, LlamaCompletion, LlamaLogLevel } = await import("node-llama-cpp");
+    const llamaWarnings: string[] = [];
+    const llama = await getLlama({
+      gpu: false,
+      build: "never",
+      progressLogs: false,
+      maxThreads: options.threads,
+      logLevel: LlamaLogLevel.warn,
+      logger: (level, message) => {
+        const text = message.trim();
+        if (!text) return;
+        llamaWarnings.push(text);
+        // A failed mlock is summarised once, with the fix, after loading (see #mlockState).
+        if (MLOCK_FAILURE.test(text)) log.debug(text);
+        else if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) log.error(text);
+        else log.warn(text);
+      },
+    });
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({
+        modelPath: options.modelPath,
+        gpuLayers: 0,
+        useMlock: options.mlock,
+        ...(options.onLoadProgress ? { onLoadProgress: options.onLoadProgress } : {}),
+      });
+    } catch (error) {
+      await llama.dispose();
+      const detail = llamaWarnings.slice(-3).join("; ");
+      throw new AgentError("IA_ERR_MODEL_LOAD", `${options.modelPath}: llama.cpp could not load the model (${(error as Error).message}${detail ? `; ${detail}` : ""})`, {
+        cause: error,
+      });
+    }
+    const parallel = Math.max(1, options.parallelSequences ?? 1);
+    let context: LlamaContext;
+    try {
+      context = await model.createContext({
+        contextSize: options.contextSize,
+        sequences: parallel,
+        threads: options.threads,
+        flashAttention: false,
+      });
+    } catch (error) {
+      await model.dispose();
+      await llama.dispose();
+      throw new AgentError(
+        "IA_ERR_MODEL_LOAD",
+        `${options.modelPath}: cannot create a context of ${options.contextSize} tokens × ${parallel} sequences (${(error as Error).message}); try a smaller --context`,
+        { cause: error },
+      );
+    }
+    const slots: Slot[] = [];
+    for (let i = 0; i < parallel; i++) {
+      const sequence = context.getSequence();
+      slots.push({
+        sequence,
+        chat: new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false }),
+        completion: new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false }),
+      });
+    }
+    const mlock = LlamaRuntime.#mlockState(options.mlock, llamaWarnings);
+    if (mlock.requested && !mlock.locked) log.warn({ fix: mlockFix() }, mlock.detail);
+    const info: RuntimeInfo = {
+      modelPath: options.modelPath,
+      modelLabel: options.modelLabel,
+      isDemo: options.isDemo,
+      threads: options.threads,
+      contextSize: context.contextSize,
+      parallelSequences: parallel,
+      mlock,
+      loadMs: Math.round(performance.now() - started),
+      backend: `cpu (${String(llama.buildType)} binaries)`,
+    };
+    return new LlamaRuntime(info, llama, model, context, slots);
+  }
+
+  /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
+  static #mlockState(requested: boolean, warnings: string[]): MlockState {
+    if (!requested) return { requested, locked: false, lockedBytes: readLockedBytes(), detail: "mlock off as planned" };
+    const failure = warnings.find((w) => MLOCK_FAILURE.test(w))?.split("\n")[0]?.replace(/^warning:\s*/, "");
+    const lockedBytes = readLockedBytes();
+    const kernelSaysLocked = lockedBytes === null ? failure === undefined : lockedBytes > 0;
+    if (kernelSaysLocked && failure === undefined) {
+      return { requested, locked: true, lockedBytes, detail: `model pinned in RAM${lockedBytes ? ` (${Math.round(lockedBytes / 2 ** 20)} MiB locked)` : ""}` };
+    }
+    return {
+      requested,
+      locked: false,
+      lockedBytes,
+      detail: `mlock was requested but did not take effect (${failure ?? "VmLck is 0"}); the model runs unlocked and may be paged out. Fix: ${mlockFix()}`,
+    };
+  }
+
+  countTokens(text: string): number {
+    return this.#model.tokenize(text).length;
+  }
+
+  async generate(slotIndex: number, request: GenerateRequest): Promise<GenerateResult> {
+    if (this.#disposed) throw new AgentError("IA_ERR_DISPOSED", "the model runtime is shutting down");
+    const slot = this.#slots[slotIndex];
+    if (!slot) throw new AgentError("IA_ERR_INTERNAL", `no sequence slot ${slotIndex} (have ${this.#slots.length})`);
+    this.#refuseOversizedPrompt(request);
+
+    const started = performance.now();
+    const meter = slot.sequence.tokenMeter;
+    const inputBefore = meter.usedInputTokens;
+    const outputBefore = meter.usedOutputTokens;
+    let firstTokenAt: number | undefined;
+    const params = request.params;
+    const common = {
+      maxTokens: params.maxTokens ?? 512,
+      temperature: params.temperature,
+      topK: params.topK,
+      topP: params.topP,
+      seed: params.seed,
+      repeatPenalty: params.repeatPenalty === undefined ? undefined : params.repeatPenalty === 1 ? (false as const) : { penalty: params.repeatPenalty },
+      signal: request.signal,
+      stopOnAbortSignal: true,
+      onToken: () => {
+        firstTokenAt ??= performance.now();
+      },
+      onTextChunk: (text: string) => {
+        if (text) request.onDelta?.(text);
+      },
+    };
+    let text: string;
+    let stopReason: string;
+    try {
+      if (request.mode === "raw") {
+        const result = await slot.completion.generateCompletionWithMeta(request.prompt ?? "", common);
+        text = result.response;
+        stopReason = result.metadata.stopReason;
+      } else {
+        const result = await slot.chat.generateResponse(toHistory(request), common);
+        text = result.response;
+        stopReason = result.metadata.stopReason;
+      }
+    } catch (error) {
+      if (request.signal?.aborted) {
+        text = "";
+        stopReason = "abort";
+      } else {
+        throw new AgentError("IA_ERR_INTERNAL", `generation failed: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const finished = performance.now();
+    // The meter counts every generated token, including control tokens that never reach
+    // onToken/onTextChunk; prompt tokens reused from the KV cache are not counted.
+    const promptTokens = meter.usedInputTokens - inputBefore;
+    const completionTokens = meter.usedOutputTokens - outputBefore;
+    const ttftMs = (firstTokenAt ?? finished) - started;
+    const generationSeconds = (finished - (firstTokenAt ?? finished)) / 1000;
+    return {
+      text,
+      finishReason: finishReasonOf(stopReason, request.signal?.aborted ?? false),
+      usage: { promptTokens, completionTokens },
+      timings: {
+        ttftMs: round(ttftMs),
+        tokensPerSecond: completionTokens > 1 && generationSeconds > 0 ? round((completionTokens - 1) / generationSeconds) : 0,
+        promptTokensPerSecond: ttftMs > 0 ? round((promptTokens * 1000) / ttftMs) : 0,
+        totalMs: round(finished - started),
+        queuedMs: 0,
+      },
+    };
+  }
+
+  /**
+   * Older turns can be shifted out of the context, but the newest question cannot: refuse
+   * it with the numbers instead of letting llama.cpp fail mid-evaluation.
+   */
+  #refuseOversizedPrompt(request: GenerateRequest): void {
+    const contextSize = this.info.contextSize;
+    const last = request.mode === "raw" ? (request.prompt ?? "") : (request.messages?.at(-1)?.content ?? "");
+    const system = request.mode === "raw" ? "" : (request.messages?.find((m) => m.role === "system")?.content ?? request.system ?? "");
+    const room = contextSize - Math.min(request.params.maxTokens ?? 512, Math.floor(contextSize / 4));
+    // A token covers at least one byte in byte-level BPE vocabularies, so short texts
+    // cannot overflow and need no tokenizing on the hot path.
+    const overhead = 16; // chat template markers around the system prompt and question
+    if (Buffer.byteLength(last) + Buffer.byteLength(system) + overhead <= room) return;
+    const needed = this.countTokens(last) + this.countTokens(system) + overhead;
+    if (needed > room) {
+      throw new AgentError(
+        "IA_ERR_PROMPT_TOO_LONG",
+        `the question is ${needed} tokens with the system prompt, but the context holds ${contextSize} tokens and keeps ${contextSize - room} for the answer; shorten it or raise --context`,
+      );
+    }
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const slot of this.#slots) {
+      slot.chat.dispose({ disposeSequence: false });
+      slot.completion.dispose({ disposeSequence: false });
+      slot.sequence.dispose();
+    }
+    await this.#context.dispose();
+    await this.#model.dispose();
+    await this.#llama.dispose();
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

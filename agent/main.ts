@@ -1,0 +1,53 @@
+import { CommanderError } from "commander";
+import { buildProgram } from "./cli.js";
+import { createCommandHandlers } from "./commands.js";
+import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "./errors.js";
+import { VERSION } from "./version.js";
+
+/**
+ * Process entry. Turns every outcome into an exit code (DESIGN.md section 3): nothing a
+ * user types or a file contains may end the process by a signal or a stack trace.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const handlers = createCommandHandlers();
+  const program = buildProgram(
+    handlers,
+    { writeOut: (text) => process.stdout.write(text), writeErr: (text) => process.stderr.write(text) },
+    VERSION,
+  );
+  try {
+    await program.parseAsync(argv);
+    return Number(program.getOptionValue("__exitCode") ?? 0);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version end with exit code 0; every other parse error is bad usage.
+      return error.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    const agentError = toAgentError(error);
+    process.stderr.write(`error ${agentError.code}: ${agentError.message}\n`);
+    if (agentError.code === "IA_ERR_INTERNAL" && error instanceof Error && error.stack) {
+      process.stderr.write(`${error.stack}\n`);
+    }
+    return agentError.exitCode;
+  }
+}
+
+function installLastResortHandlers(): void {
+  const die = (kind: string) => (error: unknown) => {
+    const agentError = toAgentError(error);
+    process.stderr.write(`error ${agentError.code}: ${kind}: ${agentError.message}\n`);
+    process.exit(EXIT_RUNTIME);
+  };
+  process.on("uncaughtException", die("uncaught exception"));
+  process.on("unhandledRejection", die("unhandled rejection"));
+  // A closed pipe on stdout (e.g. `| head`) is not a reason to crash with EPIPE.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+  });
+}
+
+installLastResortHandlers();
+const code = await main(process.argv);
+// Let stdout drain, then exit even if a native handle (llama.cpp, a socket) is still open.
+process.exitCode = code;
+process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));

@@ -1,0 +1,141 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { listCatalog, resolveHfUri } from "../models/catalog.js";
+import { validateModelFile } from "../models/gguf/ggufValidator.js";
+import type { ModelFileSummary } from "../models/gguf/ggufValidator.js";
+import { ensureDemoModel, isReachable, resolveModel } from "../models/modelResolver.js";
+import type { ResolvedModel } from "../models/modelResolver.js";
+import { AnswerService } from "./answerService.js";
+import type { AgentConfig } from "./config.js";
+import type { HostFacts } from "./hostFacts.js";
+import { probeHost } from "./hostProbe.js";
+import type { Logger } from "./logger.js";
+import type { ModelRuntime } from "./modelRuntime.js";
+import { createProgressBar } from "./progressBar.js";
+import { RequestQueue } from "./requestQueue.js";
+import { planResources } from "./resourcePolicy.js";
+import type { ResourcePlan } from "./resourcePolicy.js";
+
+export interface PreparedModel {
+  facts: HostFacts;
+  model: ResolvedModel;
+  summary: ModelFileSummary;
+  plan: ResourcePlan;
+}
+
+function requestedFrom(config: AgentConfig) {
+  return {
+    threads: config.threads,
+    mlock: config.mlock,
+    contextSize: config.context,
+    parallelSequences: config.parallel,
+    ...(config.reserveMem !== undefined ? { reserveMemMiB: config.reserveMem } : {}),
+    ...(config.reserveCores !== undefined ? { reserveCores: config.reserveCores } : {}),
+  };
+}
+
+/**
+ * The plan for a model not chosen yet: the largest catalog entry that fits this host,
+ * among those present when `presentOnly`, else among all (each can be downloaded).
+ */
+export function planForCatalog(facts: HostFacts, config: AgentConfig, presentOnly = false): ResourcePlan {
+  const candidates = listCatalog().map((entry) => ({
+    id: entry.id,
+    baseModel: entry.baseModel,
+    quant: entry.quant,
+    parameterCount: entry.parameterCount,
+    footprint: entry.footprint,
+    available: !presentOnly || existsSync(path.resolve(config.modelsDir, entry.fileName)),
+  }));
+  return planResources({ facts, shape: config.shape, requested: requestedFrom(config), model: { candidates } });
+}
+
+export function planForFile(facts: HostFacts, config: AgentConfig, model: ResolvedModel, summary: ModelFileSummary): ResourcePlan {
+  return planResources({
+    facts,
+    shape: config.shape,
+    requested: requestedFrom(config),
+    model: {
+      id: model.label,
+      label: model.label,
+      fileBytes: summary.fileBytes,
+      kvBytesPerToken: summary.kvBytesPerToken,
+      trainedContextLength: summary.contextLength,
+    },
+  });
+}
+
+/**
+ * With no --model: a catalog model already in the models directory, else the plan's
+ * choice if its source answers, else the demo model, said plainly.
+ */
+async function chooseDefaultModel(facts: HostFacts, config: AgentConfig, logger: Logger): Promise<ResolvedModel> {
+  const resolveOptions = { modelsDir: config.modelsDir, mirror: config.modelMirror, logger };
+  const present = listCatalog().find((e) => e.id === planForCatalog(facts, config, true).model.id);
+  if (present && existsSync(path.resolve(config.modelsDir, present.fileName))) return resolveModel(present.id, resolveOptions);
+  const wanted = listCatalog().find((e) => e.id === planForCatalog(facts, config).model.id);
+  if (wanted && (await isReachable(resolveHfUri(wanted.uri, config.modelMirror)))) {
+    logger.info({ model: wanted.id }, "no model present; downloading the plan's choice");
+    return resolveModel(wanted.id, resolveOptions);
+  }
+  logger.warn(
+    `no model present in ${path.resolve(config.modelsDir)} and ${wanted ? "the download source is unreachable" : "none fits this host"}: ` +
+      `using the demo model, whose answers are random text${wanted ? ` (get a real one with: instrument-agent models pull ${wanted.id})` : ""}`,
+  );
+  return ensureDemoModel(resolveOptions);
+}
+
+/** Probe, resolve, validate and plan: everything before llama.cpp sees the file. */
+export async function prepareModel(config: AgentConfig, logger: Logger): Promise<PreparedModel> {
+  const facts = await probeHost();
+  const model = config.model
+    ? await resolveModel(config.model, { modelsDir: config.modelsDir, mirror: config.modelMirror, logger })
+    : await chooseDefaultModel(facts, config, logger);
+  // Validation runs before every load: some malformed files abort llama.cpp itself.
+  const summary = await validateModelFile(model.path);
+  const plan = planForFile(facts, config, model, summary);
+  for (const warning of plan.warnings) logger.warn(warning);
+  return { facts, model, summary, plan };
+}
+
+export interface LoadedAgent extends PreparedModel {
+  runtime: ModelRuntime;
+  service: AnswerService;
+}
+
+/** Prepares and loads the model, and puts the shared queue and answer service around it. */
+export async function loadAgent(config: AgentConfig, logger: Logger, options: { showProgress?: boolean } = {}): Promise<LoadedAgent> {
+  const prepared = await prepareModel(config, logger);
+  const { plan, model } = prepared;
+  logger.info(
+    { model: model.label, threads: plan.threads.value, contextSize: plan.contextSize.value, mlock: plan.mlock.value, parallel: plan.parallelSequences.value },
+    "loading model",
+  );
+  const bar = options.showProgress ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes }) : undefined;
+  const { LlamaRuntime } = await import("./llamaRuntime.js");
+  const runtime = await LlamaRuntime.load({
+    modelPath: model.path,
+    modelLabel: model.label,
+    isDemo: model.isDemo,
+    threads: plan.threads.value,
+    contextSize: plan.contextSize.value,
+    parallelSequences: plan.parallelSequences.value,
+    mlock: plan.mlock.value,
+    logger,
+    ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
+  });
+  bar?.done();
+  const queue = new RequestQueue({ slots: runtime.slots });
+  const service = new AnswerService(runtime, queue, {
+    system: config.system,
+    params: {
+      temperature: config.temperature,
+      topK: config.topK,
+      topP: config.topP,
+      repeatPenalty: config.repeatPenalty,
+      maxTokens: config.maxTokens,
+      seed: config.seed,
+    },
+  });
+  return { ...prepared, runtime, service };
+}
