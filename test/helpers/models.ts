@@ -1,6 +1,9 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { GgufMetadataEntry } from "../../models/gguf/ggufFormat.js";
+import { readGguf } from "../../models/gguf/ggufReader.js";
+import { writeGguf } from "../../models/gguf/ggufWriter.js";
 import { writeSyntheticModel } from "../../models/synth/syntheticModel.js";
 import type { SyntheticWeightType } from "../../models/synth/syntheticModel.js";
 import type { SyntheticShapeName } from "../../models/synth/syntheticShapes.js";
@@ -15,4 +18,33 @@ export async function synthModel(dir: string, shape: SyntheticShapeName = "tiny"
   const outPath = path.join(dir, `${shape}-${type}-${seed}.gguf`);
   await writeSyntheticModel({ shape, type, seed, outPath });
   return outPath;
+}
+
+/**
+ * Copies a GGUF with its metadata edited and its tensors as they were: makes well-formed
+ * files that lack a key llama.cpp needs (the kind that aborts it) without a hand-built file.
+ */
+export async function rewriteGguf(
+  source: string,
+  target: string,
+  edit: (metadata: Map<string, GgufMetadataEntry>) => void,
+): Promise<string> {
+  const file = await readGguf(source);
+  const metadata = new Map(file.metadata);
+  edit(metadata);
+  const bytes = readFileSync(source);
+  await writeGguf(target, {
+    metadata,
+    version: file.version,
+    tensors: file.tensors.map((tensor) => ({
+      name: tensor.name,
+      dims: tensor.dims,
+      type: tensor.type,
+      chunks: () => {
+        const start = file.dataOffset + tensor.offset;
+        return [bytes.subarray(start, start + (tensor.byteSize ?? 0))];
+      },
+    })),
+  });
+  return target;
 }

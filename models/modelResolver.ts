@@ -1,0 +1,102 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { AgentError } from "../agent/errors.js";
+import type { Logger } from "../agent/logger.js";
+import { createProgressBar } from "../agent/progressBar.js";
+import { findCatalogEntry, resolveHfUri } from "./catalog.js";
+import type { CatalogEntry } from "./catalog.js";
+import { downloadModelFile } from "./modelDownload.js";
+import { ModelStore } from "./modelStore.js";
+import { writeSyntheticModel } from "./synth/syntheticModel.js";
+
+export const DEMO_MODEL_FILE = "demo-tiny-q8_0.gguf";
+
+export interface ResolvedModel {
+  path: string;
+  /** Catalog id, or the file name. */
+  label: string;
+  /** The random-weight demo model: its answers are random text. */
+  isDemo: boolean;
+  catalogEntry?: CatalogEntry;
+}
+
+export interface ResolveModelOptions {
+  modelsDir: string;
+  mirror?: string | undefined;
+  logger: Logger;
+  /** Where progress bars are drawn. Defaults to stderr. */
+  progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** `--model` values that name a file rather than a catalog id or URI. */
+function looksLikePath(spec: string): boolean {
+  return spec.includes("/") || spec.includes("\\") || spec.toLowerCase().endsWith(".gguf") || spec.startsWith(".");
+}
+
+/** Makes the demo model once (a few MB of random weights) and reuses it after. */
+export async function ensureDemoModel(options: ResolveModelOptions): Promise<ResolvedModel> {
+  const file = path.resolve(options.modelsDir, DEMO_MODEL_FILE);
+  if (!existsSync(file)) {
+    await mkdir(options.modelsDir, { recursive: true });
+    options.logger.info({ file }, "writing the demo model (tiny, random weights)");
+    await writeSyntheticModel({ shape: "tiny", type: "q8_0", seed: 1, outPath: file });
+  }
+  return { path: file, label: "demo (random weights)", isDemo: true };
+}
+
+async function download(url: string, fileName: string, expectedSha256: string | null | undefined, options: ResolveModelOptions, label: string): Promise<string> {
+  const store = new ModelStore(options.modelsDir);
+  await mkdir(options.modelsDir, { recursive: true });
+  const bar = createProgressBar({ label: `downloading ${label}`, ...(options.progressStream ? { stream: options.progressStream } : {}) });
+  const expected = expectedSha256 ?? store.recordedChecksum(fileName)?.sha256;
+  const result = await downloadModelFile({
+    url,
+    dirPath: options.modelsDir,
+    fileName,
+    ...(expected ? { expectedSha256: expected } : {}),
+    onProgress: (p) => bar.update(p.downloadedBytes, p.totalBytes),
+  });
+  bar.done(`downloaded ${label}`);
+  if (!store.recordedChecksum(fileName)) await store.recordChecksum(fileName, { sha256: result.sha256, bytes: result.bytes, source: url });
+  return result.path;
+}
+
+/**
+ * Turns a `--model` value into a local file: a path as is; a catalog id, hf: URI or URL
+ * from the models directory, downloading it when absent; `demo` synthesized on the spot.
+ */
+export async function resolveModel(spec: string, options: ResolveModelOptions): Promise<ResolvedModel> {
+  if (spec === "demo") return ensureDemoModel(options);
+  const entry = findCatalogEntry(spec);
+  if (entry) {
+    const local = path.resolve(options.modelsDir, entry.fileName);
+    const file = existsSync(local) ? local : await download(resolveHfUri(entry.uri, options.mirror), entry.fileName, entry.sha256, options, entry.id);
+    return { path: file, label: entry.id, isDemo: false, catalogEntry: entry };
+  }
+  if (spec.startsWith("hf:") || /^https?:\/\//i.test(spec)) {
+    const url = spec.startsWith("hf:") ? resolveHfUri(spec, options.mirror) : spec;
+    const fileName = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
+    if (!fileName) throw new AgentError("IA_ERR_MODEL_NOT_FOUND", `--model ${spec}: the URI names no file`);
+    const local = path.resolve(options.modelsDir, fileName);
+    const file = existsSync(local) ? local : await download(url, fileName, undefined, options, fileName);
+    return { path: file, label: fileName, isDemo: false };
+  }
+  if (looksLikePath(spec) || existsSync(spec)) {
+    return { path: path.resolve(spec), label: path.basename(spec), isDemo: false };
+  }
+  throw new AgentError(
+    "IA_ERR_MODEL_NOT_FOUND",
+    `--model ${spec}: not a file, a catalog id, an hf: URI or an http(s) URL (catalog ids: instrument-agent models list; or --model demo)`,
+  );
+}
+
+/** Whether a download source answers at all, so an offline host falls back quickly. */
+export async function isReachable(url: string, timeoutMs = 4000): Promise<boolean> {
+  try {
+    const response = await fetch(url, { method: "HEAD", redirect: "follow", signal: AbortSignal.timeout(timeoutMs) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
