@@ -170,6 +170,7 @@ function expectedText(issue: z.core.$ZodIssue): string {
   if (key === "context") return "expected a whole number of tokens from 256 or 'auto'";
   if (key === "parallel") return "expected a whole number from 1 to 16 or 'auto'";
   if (issue.code === "invalid_value" && "values" in issue) return `expected one of ${issue.values.map(String).join(", ")}`;
+  if (issue.code === "invalid_format") return `expected a valid ${issue.format === "url" ? "URL such as http://mirror.lab:8080" : issue.format}`;
   if (issue.code === "too_small") return `expected at least ${String(issue.minimum)}`;
   if (issue.code === "too_big") return `expected at most ${String(issue.maximum)}`;
   return `expected ${issue.message.replace(/^Invalid input: expected /, "")}`;

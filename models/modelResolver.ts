@@ -45,16 +45,23 @@ export async function ensureDemoModel(options: ResolveModelOptions): Promise<Res
   return { path: file, label: "demo (random weights)", isDemo: true };
 }
 
-async function download(url: string, fileName: string, expectedSha256: string | null | undefined, options: ResolveModelOptions, label: string): Promise<string> {
+interface Expected {
+  sha256?: string | null | undefined;
+  /** Exact size when known, so a wrong file is refused before it is downloaded. */
+  sizeBytes?: number | undefined;
+}
+
+async function download(url: string, fileName: string, known: Expected, options: ResolveModelOptions, label: string): Promise<string> {
   const store = new ModelStore(options.modelsDir);
   await mkdir(options.modelsDir, { recursive: true });
   const bar = createProgressBar({ label: `downloading ${label}`, ...(options.progressStream ? { stream: options.progressStream } : {}) });
-  const expected = expectedSha256 ?? store.recordedChecksum(fileName)?.sha256;
+  const expected = known.sha256 ?? store.recordedChecksum(fileName)?.sha256;
   const result = await downloadModelFile({
     url,
     dirPath: options.modelsDir,
     fileName,
     ...(expected ? { expectedSha256: expected } : {}),
+    ...(known.sizeBytes ? { expectedSizeBytes: known.sizeBytes } : {}),
     onProgress: (p) => bar.update(p.downloadedBytes, p.totalBytes),
   });
   bar.done(`downloaded ${label}`);
@@ -71,7 +78,13 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
   const entry = findCatalogEntry(spec);
   if (entry) {
     const local = path.resolve(options.modelsDir, entry.fileName);
-    const file = existsSync(local) ? local : await download(resolveHfUri(entry.uri, options.mirror), entry.fileName, entry.sha256, options, entry.id);
+    const file = existsSync(local) ? local : await download(
+          resolveHfUri(entry.uri, options.mirror),
+          entry.fileName,
+          { sha256: entry.sha256, sizeBytes: entry.sizeApproximate ? undefined : entry.sizeBytes },
+          options,
+          entry.id,
+        );
     return { path: file, label: entry.id, isDemo: false, catalogEntry: entry };
   }
   if (spec.startsWith("hf:") || /^https?:\/\//i.test(spec)) {
@@ -79,7 +92,7 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
     const fileName = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
     if (!fileName) throw new AgentError("IA_ERR_MODEL_NOT_FOUND", `--model ${spec}: the URI names no file`);
     const local = path.resolve(options.modelsDir, fileName);
-    const file = existsSync(local) ? local : await download(url, fileName, undefined, options, fileName);
+    const file = existsSync(local) ? local : await download(url, fileName, {}, options, fileName);
     return { path: file, label: fileName, isDemo: false };
   }
   if (looksLikePath(spec) || existsSync(spec)) {
