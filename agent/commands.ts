@@ -6,6 +6,9 @@ import { loadConfig } from "./config.js";
 import type { AgentConfig } from "./config.js";
 import { AgentError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
 import { LocalConsole } from "./localConsole.js";
+import { runTransports } from "./agentRunner.js";
+import { consoleBanner, DEMO_NOTICE, useColor } from "./consoleText.js";
+import { TRANSPORT_FACTORIES } from "./transports.js";
 import { createLogger } from "./logger.js";
 import type { Logger } from "./logger.js";
 import { loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
@@ -35,23 +38,6 @@ function setUp(flags: Record<string, unknown>, commandDefaults: Partial<AgentCon
   return { config, logger };
 }
 
-function useColor(config: AgentConfig, stream: { isTTY?: boolean }): boolean {
-  if (config.color !== undefined) return config.color;
-  return Boolean(stream.isTTY) && process.env.NO_COLOR === undefined;
-}
-
-const DEMO_NOTICE = "DEMO MODEL: random weights. Its answers are random text, useful only for trying the plumbing.";
-
-function banner(agent: LoadedAgent): string {
-  const info = agent.runtime.info;
-  const lines = [
-    `instrument-agent: ${info.modelLabel}, ${info.threads} threads, context ${info.contextSize}, mlock ${info.mlock.locked ? "on" : "off"}. /help for commands.`,
-  ];
-  if (info.isDemo) lines.push(DEMO_NOTICE);
-  if (info.mlock.requested && !info.mlock.locked) lines.push(`warning: ${info.mlock.detail}`);
-  return lines.join("\n");
-}
-
 /** SIGINT/SIGTERM call `onSignal` instead of killing the process; returns the remover. */
 function onSignals(onSignal: (signal: NodeJS.Signals) => void): () => void {
   const handler = (signal: NodeJS.Signals) => onSignal(signal);
@@ -72,7 +58,7 @@ async function runConsole(flags: Record<string, unknown>, commandDefaults: Parti
     service: agent.service,
     logger,
     color: useColor(config, process.stdout),
-    banner: banner(agent),
+    banner: consoleBanner(agent),
   });
   // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
   const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));
@@ -93,8 +79,11 @@ function readQuestion(question: string): string {
 
 export function createCommandHandlers(): CommandHandlers {
   return {
-    // Until the MQTT and serial transports land, `run` serves the local console.
-    run: (flags) => runConsole(flags, { logLevel: "warn" }),
+    async run(flags) {
+      const { config, logger } = setUp(flags);
+      const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
+      return runTransports({ config, logger, agent, factories: TRANSPORT_FACTORIES });
+    },
     chat: (flags) => runConsole(flags, { logLevel: "warn" }),
 
     async ask(question, flags) {

@@ -5,6 +5,7 @@ import type { AnswerService } from "./answerService.js";
 import { Conversation } from "./conversation.js";
 import { toAgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import type { Transport } from "./transport.js";
 
 export interface LocalConsoleOptions {
   input: Readable & { isTTY?: boolean };
@@ -34,7 +35,8 @@ const DOUBLE_INTERRUPT_MS = 2000;
  * Lines are handled one at a time in the order typed (or piped), so piped input behaves
  * like a person typing each line after the previous answer.
  */
-export class LocalConsole {
+export class LocalConsole implements Transport {
+  readonly name = "console";
   readonly #options: LocalConsoleOptions;
   readonly #conversation = new Conversation();
   readonly #pending: string[] = [];
@@ -52,6 +54,20 @@ export class LocalConsole {
     this.#options = options;
     this.#interactive = Boolean(options.input.isTTY && options.output.isTTY);
     this.#finished = new Promise((resolve) => (this.#finish = resolve));
+  }
+
+  /** Resolves when the person quits or input ends. */
+  get ended(): Promise<void> {
+    return this.#finished;
+  }
+
+  async start(): Promise<void> {
+    void this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.quit();
+    await this.#finished;
   }
 
   /** Runs until the person quits or input ends; resolves then. */

@@ -1,0 +1,92 @@
+import type { AgentConfig } from "./config.js";
+import { EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { LoadedAgent } from "./modelSetup.js";
+import type { Transport } from "./transport.js";
+
+/** Builds one transport from the loaded agent, or returns undefined when it is not configured. */
+export type TransportFactory = (agent: LoadedAgent, config: AgentConfig, logger: Logger) => Transport | undefined | Promise<Transport | undefined>;
+
+export interface RunOptions {
+  config: AgentConfig;
+  logger: Logger;
+  agent: LoadedAgent;
+  factories: TransportFactory[];
+  /** How long each transport gets to stop. Defaults to 5000 ms. */
+  stopDeadlineMs?: number;
+}
+
+/**
+ * The `run` lifecycle, in the order STYLE.md writes down:
+ * 1. start transports in order (a failure stops those already started, then fails the run);
+ * 2. serve until SIGINT/SIGTERM, or until a transport ends by itself (`/bye` on the console);
+ * 3. stop in reverse: each stops accepting, cancels in-flight work by its deadline and
+ *    says goodbye; then the queue closes and the model is disposed;
+ * 4. the exit code says whether every step succeeded.
+ */
+export async function runTransports(options: RunOptions): Promise<number> {
+  const { config, logger, agent } = options;
+  const deadline = { ms: options.stopDeadlineMs ?? 5000 };
+  const started: Transport[] = [];
+  let failed = false;
+
+  const stopAll = async () => {
+    for (const transport of [...started].reverse()) {
+      try {
+        await withDeadline(transport.stop(deadline), deadline.ms + 1000, `${transport.name} did not stop in time`);
+        logger.debug({ transport: transport.name }, "stopped");
+      } catch (error) {
+        failed = true;
+        logger.error({ err: toAgentError(error), transport: transport.name }, "transport failed to stop cleanly");
+      }
+    }
+    agent.service.queue.close();
+    await agent.runtime.dispose();
+  };
+
+  try {
+    for (const factory of options.factories) {
+      const transport = await factory(agent, config, logger);
+      if (!transport) continue;
+      await transport.start();
+      started.push(transport);
+      logger.info({ transport: transport.name }, "started");
+    }
+  } catch (error) {
+    logger.error({ err: toAgentError(error) }, "a transport could not start; stopping");
+    await stopAll();
+    throw error;
+  }
+
+  if (started.length === 0) {
+    logger.warn("no transport is configured (no terminal on stdin, --mqtt off, --serial off): nothing to serve");
+    await stopAll();
+    return EXIT_OK;
+  }
+
+  const endedByItself = started.filter((t) => t.ended).map((t) => t.ended!.then(() => `${t.name} ended`));
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
+  // Listeners stay until the process exits: a second Ctrl-C while stopping must not kill it.
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) logger.warn({ signal }, "already stopping; waiting for in-flight work to end");
+    onSignal(signal);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  const why = await Promise.race([signalled, ...endedByItself]);
+  stopping = true;
+  logger.info({ why }, "stopping");
+  await stopAll();
+  return failed ? EXIT_RUNTIME : EXIT_OK;
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,21 @@
+import type { AgentConfig } from "./config.js";
+import type { LoadedAgent } from "./modelSetup.js";
+
+/** Said wherever the demo model answers, so nobody mistakes its text for an answer. */
+export const DEMO_NOTICE = "DEMO MODEL: random weights. Its answers are random text, useful only for trying the plumbing.";
+
+export function useColor(config: AgentConfig, stream: { isTTY?: boolean }): boolean {
+  if (config.color !== undefined) return config.color;
+  return Boolean(stream.isTTY) && process.env.NO_COLOR === undefined;
+}
+
+/** The first lines a person sees on a console: model, threads, context, mlock, demo notice. */
+export function consoleBanner(agent: LoadedAgent): string {
+  const info = agent.runtime.info;
+  const lines = [
+    `instrument-agent: ${info.modelLabel}, ${info.threads} threads, context ${info.contextSize}, mlock ${info.mlock.locked ? "on" : "off"}. /help for commands.`,
+  ];
+  if (info.isDemo) lines.push(DEMO_NOTICE);
+  if (info.mlock.requested && !info.mlock.locked) lines.push(`warning: ${info.mlock.detail}`);
+  return lines.join("\n");
+}
