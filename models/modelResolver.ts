@@ -42,7 +42,7 @@ export async function ensureDemoModel(options: ResolveModelOptions): Promise<Res
     options.logger.info({ file }, "writing the demo model (tiny, random weights)");
     await writeSyntheticModel({ shape: "tiny", type: "q8_0", seed: 1, outPath: file });
   }
-  return { path: file, label: "demo (random weights)", isDemo: true };
+  return { path: file, label: "demo", isDemo: true };
 }
 
 interface Expected {
