@@ -12,7 +12,6 @@ import { TRANSPORT_FACTORIES } from "./transports.js";
 import { createLogger } from "./logger.js";
 import type { Logger } from "./logger.js";
 import { loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
-import type { LoadedAgent } from "./modelSetup.js";
 import { probeHost } from "./hostProbe.js";
 import { createProgressBar } from "./progressBar.js";
 import { renderPlan, renderFacts } from "./probeReport.js";

@@ -25,7 +25,13 @@ function table(rows: [string, string][]): string {
 }
 
 export function renderFacts(facts: Record<string, unknown>): string {
-  const rows = Object.entries(facts).map(([key, value]): [string, string] => [key, formatValue(key, value)]);
+  // Facts that do not apply here (windowsVersion on Linux, empty notes) are left out.
+  const shown = { ...facts };
+  // null means "no limit" when the limit was read, and "not known" otherwise.
+  if (facts.memlockLimitBytes === null && facts.memlockLimitSource === "rlimit") shown.memlockLimitBytes = "unlimited";
+  const rows = Object.entries(shown)
+    .filter(([, value]) => value !== null && value !== undefined && !(Array.isArray(value) && value.length === 0))
+    .map(([key, value]): [string, string] => [key, formatValue(key, value)]);
   return `Host\n${table(rows)}`;
 }
 
@@ -52,5 +58,3 @@ export function renderPlan(plan: Record<string, unknown>): string {
   if (warnings.length) lines.push(`Warnings\n${warnings.map((w) => `  - ${w}`).join("\n")}`);
   return lines.join("\n\n");
 }
-
-export { table as renderTable };
