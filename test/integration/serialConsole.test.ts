@@ -1,0 +1,235 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUNDLE, requireBundle, runAgent } from "../helpers/bundle.js";
+import { tempDir } from "../helpers/models.js";
+import { PtyPair, PtyTerminal, requireSocat } from "../helpers/socat.js";
+
+// The real bundle (`run --serial <pty>`) in a child process with the real node-llama-cpp
+// and a tiny synthetic model; the test drives the other end of a socat pty pair as a
+// person at a terminal would. A pty ignores the baud rate, so --baud 9600 here checks the
+// setting is accepted; the 9600-baud backlog itself is shown with a paced fake link in
+// test/unit/serialConsole.test.ts.
+
+const dir = tempDir("iagent-serial-");
+const model = path.join(dir, "tiny.gguf");
+const PROMPT = "\r\n> ";
+
+class AgentProcess {
+  readonly child: ChildProcess;
+  stderr = "";
+  exit: Promise<number | null>;
+
+  constructor(args: string[]) {
+    requireBundle();
+    this.child = spawn(process.execPath, [BUNDLE, "run", "--model", model, "--mqtt", "off", "--mlock", "off", "--threads", "1", "--temperature", "0", "--seed", "1", ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
+    this.exit = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
+  }
+
+  async waitForLog(text: string, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.stderr.includes(text)) {
+      if (this.child.exitCode !== null) throw new Error(`the agent exited (${this.child.exitCode}) before logging "${text}":\n${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`the agent did not log "${text}" in ${timeoutMs} ms:\n${this.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode === null) this.child.kill("SIGTERM");
+    return this.exit;
+  }
+}
+
+/** Types a line and waits for the prompt that follows its handling; returns what came back. */
+async function exchange(terminal: PtyTerminal, typed: string | Buffer, timeoutMs = 30_000): Promise<string> {
+  const from = terminal.text.length;
+  await terminal.type(typed);
+  const end = await terminal.waitFor(PROMPT, { from, timeoutMs });
+  return terminal.text.slice(from, end);
+}
+
+function count(haystack: string, needle: string): number {
+  return haystack.split(needle).length - 1;
+}
+
+beforeAll(async () => {
+  requireSocat();
+  const synth = await runAgent(["models", "synth", "--shape", "tiny", "--out", model]);
+  expect(synth.code).toBe(0);
+});
+
+describe("serial console over a pty pair, against the real bundle", () => {
+  const pair = new PtyPair(dir, "main");
+  let terminal: PtyTerminal;
+  let agent: AgentProcess;
+
+  beforeAll(async () => {
+    await pair.start();
+    terminal = new PtyTerminal(pair.b);
+    await terminal.open();
+    agent = new AgentProcess(["--serial", pair.a, "--baud", "9600", "--max-tokens", "24", "--log-level", "info"]);
+    await terminal.waitFor(PROMPT, { timeoutMs: 60_000 });
+  });
+
+  afterAll(async () => {
+    await terminal?.close();
+    const code = await agent?.stop();
+    await pair.kill();
+    expect(code).toBe(0);
+  });
+
+  it("shows the banner and prompt, echoes, streams an answer and prompts again", async () => {
+    expect(terminal.text).toContain("/help for commands.");
+    expect(terminal.text).toContain("Serial console: UTF-8");
+    const reply = await exchange(terminal, "what is the RBW?\r");
+    expect(reply.startsWith("what is the RBW?\r\n")).toBe(true);
+    expect(reply).toMatch(/\[24 tokens, [\d.]+ tokens\/s, first token \d+ ms\]\r\n> $/);
+    const answer = reply.slice("what is the RBW?\r\n".length, reply.indexOf("\r\n[24 tokens"));
+    expect(answer.length).toBeGreaterThan(0);
+  });
+
+  it("Backspace over 你 erases two columns; Ctrl-U clears the line", async () => {
+    const from = terminal.text.length;
+    await terminal.type("你");
+    await terminal.waitFor("你", { from });
+    await terminal.type(Buffer.from([0x7f]));
+    await terminal.waitFor("你\b\b  \b\b", { from });
+    await terminal.type("x");
+    await terminal.type(Buffer.from([0x08]));
+    await terminal.waitFor("x\b \b", { from });
+    const help = await exchange(terminal, "/help\r");
+    expect(help).toContain("/reset, restart");
+    await terminal.type("garbage words");
+    await terminal.waitFor("garbage words", { from: terminal.text.length - 20 });
+    const status = await exchange(terminal, Buffer.concat([Buffer.from([0x15]), Buffer.from("/status\r")]));
+    expect(status).toContain(`${"\b".repeat(13)}${" ".repeat(13)}${"\b".repeat(13)}/status\r\n`);
+    expect(status).toContain("history  2 messages");
+    expect(status).not.toContain("unknown command");
+  });
+
+  it("CR, LF and CRLF each submit exactly once, also when CR and LF arrive apart", async () => {
+    for (const enter of ["\r", "\n", "\r\n"]) {
+      const reply = await exchange(terminal, `/status${enter}`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const after = terminal.text.slice(terminal.text.lastIndexOf("/status"));
+      expect(count(reply, "history  "), JSON.stringify(enter)).toBe(1);
+      expect(count(after, PROMPT), `one prompt after ${JSON.stringify(enter)}`).toBe(1);
+    }
+    await exchange(terminal, "/status\r");
+    const from = terminal.text.length;
+    await terminal.type("\n");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(terminal.text.slice(from)).toBe("");
+  });
+
+  it("random bytes, invalid UTF-8 and a 10 KB line get error lines; then a normal question is answered", async () => {
+    let seed = 4;
+    const random = Buffer.from(Array.from({ length: 4096 }, () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 16) & 0xff));
+    const from = terminal.text.length;
+    await terminal.type(random);
+    // Ctrl-C stops any answer a random line may have started; Ctrl-U and Enter end the rest.
+    await terminal.type(Buffer.from([0x03, 0x15, 0x0d]));
+    await terminal.settle(1500);
+    expect(terminal.text.slice(from)).toMatch(/error IA_ERR_SERIAL_INPUT: byte 0x[0-9a-f]{2} at character \d+ is not UTF-8/);
+
+    const invalid = await exchange(terminal, Buffer.from([0x61, 0x62, 0xff, 0xfe, 0x63, 0x0d]));
+    expect(invalid).toContain("error IA_ERR_SERIAL_INPUT: byte 0xff at character 3 is not UTF-8");
+
+    const long = await exchange(terminal, `${"x".repeat(10 * 1024)}\r`);
+    expect(long).toContain("error IA_ERR_SERIAL_LINE_TOO_LONG: the line has 10240 characters; the limit is 1000");
+    expect(count(long, "x")).toBeLessThanOrEqual(1000 + 10);
+
+    const normal = await exchange(terminal, "hello\r");
+    expect(normal).toMatch(/\[24 tokens, [\d.]+ tokens\/s/);
+    expect(agent.child.exitCode).toBeNull();
+  });
+
+  it("/reset clears the conversation, /status reports it, /bye ends it and shows the banner", async () => {
+    await exchange(terminal, "/reset\r");
+    await exchange(terminal, "first question\r");
+    expect(await exchange(terminal, "/status\r")).toContain("history  2 messages");
+    expect(await exchange(terminal, "restart\r")).toContain("(conversation cleared)");
+    const status = await exchange(terminal, "/status\r");
+    expect(status).toContain("history  0 messages");
+    expect(status).toContain("model    tiny.gguf");
+    expect(status).toMatch(/line     \S+main-agent 9600 8N1, flow none, utf8, wrap off, line limit 1000/);
+    await exchange(terminal, "second question\r");
+    const bye = await exchange(terminal, "/bye\r");
+    expect(bye).toContain("(conversation ended; goodbye)");
+    expect(bye).toContain("/help for commands.");
+    expect(count(bye, "> ")).toBe(1);
+    expect(await exchange(terminal, "/status\r")).toContain("history  0 messages");
+    expect(await exchange(terminal, "/scpi *IDN?\r")).toContain("no instrument is configured");
+    expect(await exchange(terminal, "/nope\r")).toContain("unknown command /nope");
+  });
+
+  it("comes back when the pty is removed and recreated, without restarting the agent", async () => {
+    await terminal.close();
+    await pair.kill();
+    await agent.waitForLog("went away; reopening when it comes back");
+    await agent.waitForLog("cannot be opened");
+    await pair.start();
+    terminal = new PtyTerminal(pair.b);
+    await terminal.open();
+    await agent.waitForLog("serial port is back; console open");
+    const status = await exchange(terminal, "/status\r");
+    expect(status).toContain("history  0 messages");
+    expect(await exchange(terminal, "hello again\r")).toMatch(/\[24 tokens/);
+    expect(agent.child.exitCode).toBeNull();
+  });
+
+  it("sends CRLF line ends only: no bare LF or CR reached the terminal", () => {
+    const text = terminal.text;
+    expect(text.length).toBeGreaterThan(100);
+    expect(text).not.toMatch(/(?<!\r)\n/);
+    expect(text).not.toMatch(/\r(?!\n)/);
+  });
+});
+
+describe("serial console: Ctrl-C during a long answer, and a port that is missing at start", () => {
+  const pair = new PtyPair(dir, "late");
+  let terminal: PtyTerminal;
+  let agent: AgentProcess;
+
+  afterAll(async () => {
+    await terminal?.close();
+    const code = await agent?.stop();
+    await pair.kill();
+    expect(code).toBe(0);
+  });
+
+  it("a missing port is logged and retried; the console appears when the port does", async () => {
+    agent = new AgentProcess(["--serial", pair.a, "--baud", "9600", "--max-tokens", "20000", "--log-level", "info"]);
+    await agent.waitForLog("IA_ERR_SERIAL_PORT");
+    expect(agent.stderr).toContain(`serial port ${pair.a} cannot be opened`);
+    expect(agent.child.exitCode).toBeNull();
+    await pair.start();
+    terminal = new PtyTerminal(pair.b);
+    await terminal.open();
+    await agent.waitForLog("serial port is back; console open");
+    expect(await exchange(terminal, "/status\r")).toContain("history  0 messages");
+  });
+
+  it("Ctrl-C mid-answer returns the prompt within a second and no answer text follows", async () => {
+    const from = terminal.text.length;
+    await terminal.type("tell me a very long story\r");
+    const answerStart = await terminal.waitFor("tell me a very long story\r\n", { from });
+    // The answer is streaming: text arrives before generation (20000 tokens) could be done.
+    await terminal.waitFor(/[^]{300}/, { from: answerStart });
+    const sentAt = Date.now();
+    await terminal.type(Buffer.from([0x03]));
+    const end = await terminal.waitFor(`^C\r\n(answer cancelled)${PROMPT}`, { from: answerStart, timeoutMs: 1000 });
+    expect(Date.now() - sentAt).toBeLessThan(1000);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(terminal.text.slice(end)).toBe("");
+    const status = await exchange(terminal, "/status\r");
+    expect(status).toContain("history  0 messages");
+    expect(status).toContain("queue    0 answering, 0 waiting");
+  });
+});
