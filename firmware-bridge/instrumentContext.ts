@@ -1,0 +1,162 @@
+import type { Logger } from "../agent/logger.js";
+
+/** What the snapshot reads, in order; all on the default allowlist. */
+export const SNAPSHOT_QUERIES = {
+  idn: "*IDN?",
+  center: ":FREQ:CENT?",
+  span: ":FREQ:SPAN?",
+  rbw: ":BAND?",
+  vbw: ":BAND:VID?",
+  sweepTime: ":SWE:TIME?",
+  points: ":SWE:POIN?",
+  refLevel: ":DISP:WIND:TRAC:Y:RLEV?",
+  markerX: ":CALC:MARK1:X?",
+  markerY: ":CALC:MARK1:Y?",
+} as const;
+
+export type SnapshotField = keyof typeof SNAPSHOT_QUERIES;
+
+export interface InstrumentSnapshot {
+  /** Raw replies by field; a field missing was not read. */
+  replies: Partial<Record<SnapshotField, string>>;
+  /** Why reading stopped early, if it did. */
+  error?: string;
+}
+
+export interface InstrumentContextOptions {
+  /** Sends one query through the allowlist and the SCPI client. */
+  query: (line: string) => Promise<string>;
+  /** Where the instrument is, for the "could not be read" line. */
+  description: string;
+  /** How long a snapshot is reused. Defaults to 3000 ms. */
+  cacheMs?: number;
+  /** How long "could not be read" is reused, so a dead link does not delay every answer by a timeout. Defaults to 15000 ms. */
+  failureCacheMs?: number;
+  /** Defaults to no logging. */
+  logger?: Logger | undefined;
+  /** Clock for the cache. Defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Reads the analyzer's settings before an answer and renders a compact summary for the
+ * system prompt. Never throws: an instrument that cannot be read gives a line that says
+ * so, and the answer goes ahead without live values.
+ */
+export class InstrumentContext {
+  readonly #options: InstrumentContextOptions;
+  readonly #now: () => number;
+  #cached: { at: number; text: string; ok: boolean } | undefined;
+  #reading: Promise<string> | undefined;
+  #lastReadable: boolean | undefined;
+
+  constructor(options: InstrumentContextOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether the last read reached the instrument; undefined before the first. */
+  get lastReadable(): boolean | undefined {
+    return this.#lastReadable;
+  }
+
+  /** The summary for the system prompt, from the cache when it is fresh. */
+  async render(): Promise<string> {
+    const cached = this.#cached;
+    const maxAge = cached?.ok ? (this.#options.cacheMs ?? 3000) : (this.#options.failureCacheMs ?? 15_000);
+    if (cached && this.#now() - cached.at < maxAge) return cached.text;
+    this.#reading ??= this.#read().finally(() => (this.#reading = undefined));
+    return this.#reading;
+  }
+
+  async #read(): Promise<string> {
+    const wasReadable = this.#lastReadable;
+    let text: string;
+    try {
+      const snapshot = await this.snapshot();
+      text = renderSnapshot(snapshot, this.#options.description);
+      this.#lastReadable = snapshot.replies.idn !== undefined;
+    } catch (error) {
+      text = unreadableLine(this.#options.description, (error as Error).message);
+      this.#lastReadable = false;
+    }
+    // Said once when the instrument becomes unreadable, not before every answer.
+    if (this.#lastReadable === false && wasReadable !== false) this.#options.logger?.warn({ instrument: this.#options.description }, text);
+    if (this.#lastReadable === true && wasReadable === false) this.#options.logger?.info({ instrument: this.#options.description }, "instrument readable again");
+    this.#options.logger?.debug({ instrument: this.#options.description, context: text }, "instrument context");
+    this.#cached = { at: this.#now(), text, ok: this.#lastReadable === true };
+    return text;
+  }
+
+  /** Reads every field; stops at the first failure (a dead link would time out on each). */
+  async snapshot(): Promise<InstrumentSnapshot> {
+    const replies: InstrumentSnapshot["replies"] = {};
+    for (const [field, query] of Object.entries(SNAPSHOT_QUERIES) as [SnapshotField, string][]) {
+      try {
+        replies[field] = (await this.#options.query(query)).trim();
+      } catch (error) {
+        return { replies, error: (error as Error).message };
+      }
+    }
+    return { replies };
+  }
+}
+
+export function unreadableLine(description: string, reason: string): string {
+  return `Instrument (${description}): could not be read (${reason}). Its live settings are unknown: say so when the question depends on them, and do not guess them.`;
+}
+
+const SI = [
+  [1e9, "G"],
+  [1e6, "M"],
+  [1e3, "k"],
+  [1, ""],
+  [1e-3, "m"],
+  [1e-6, "µ"],
+  [1e-9, "n"],
+] as const;
+
+/** 1e9 Hz -> "1 GHz", 0.0025 s -> "2.5 ms". */
+export function formatSi(value: number, unit: string): string {
+  if (value === 0) return `0 ${unit}`;
+  const [scale, prefix] = SI.find(([s]) => Math.abs(value) >= s) ?? SI[SI.length - 1]!;
+  return `${Number((value / scale).toPrecision(6))} ${prefix}${unit}`;
+}
+
+function numberOf(reply: string | undefined): number | undefined {
+  if (reply === undefined) return undefined;
+  const value = Number(reply.trim());
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** The compact summary the model sees. */
+export function renderSnapshot(snapshot: InstrumentSnapshot, description: string): string {
+  const r = snapshot.replies;
+  if (r.idn === undefined) return unreadableLine(description, snapshot.error ?? "no reply to *IDN?");
+  const [maker = "", model = "", serial = "", firmware = ""] = r.idn.split(",").map((s) => s.trim());
+  const hz = (field: SnapshotField) => {
+    const value = numberOf(r[field]);
+    return value === undefined ? undefined : formatSi(value, "Hz");
+  };
+  const parts: string[] = [];
+  const center = numberOf(r.center);
+  const span = numberOf(r.span);
+  if (center !== undefined) parts.push(`center ${formatSi(center, "Hz")}`);
+  if (span !== undefined) {
+    const range = center !== undefined ? ` (${formatSi(center - span / 2, "Hz")} to ${formatSi(center + span / 2, "Hz")})` : "";
+    parts.push(`span ${formatSi(span, "Hz")}${range}`);
+  }
+  if (hz("rbw")) parts.push(`RBW ${hz("rbw")}`);
+  if (hz("vbw")) parts.push(`VBW ${hz("vbw")}`);
+  const sweep = numberOf(r.sweepTime);
+  if (sweep !== undefined) parts.push(`sweep time ${formatSi(sweep, "s")}`);
+  const points = numberOf(r.points);
+  if (points !== undefined) parts.push(`${points} sweep points`);
+  const ref = numberOf(r.refLevel);
+  if (ref !== undefined) parts.push(`reference level ${ref} dBm`);
+  const markerY = numberOf(r.markerY);
+  if (hz("markerX") && markerY !== undefined) parts.push(`marker 1 at ${hz("markerX")} reads ${markerY} dBm`);
+  const who = [maker, model].filter(Boolean).join(" ") + (serial ? ` (serial ${serial}${firmware ? `, firmware ${firmware}` : ""})` : "");
+  const partial = snapshot.error ? ` Other settings could not be read (${snapshot.error}).` : "";
+  return `Live instrument settings, just read from ${who} at ${description}: ${parts.join(", ")}.${partial} Use these values when the question concerns the instrument.`;
+}
