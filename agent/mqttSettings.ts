@@ -1,0 +1,82 @@
+import { hostname } from "node:os";
+import type { AgentConfig } from "./config.js";
+import { isLoopback } from "./embeddedBroker.js";
+import { AgentError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import type { LoadedAgent } from "./modelSetup.js";
+import { MqttTransport } from "./mqttTransport.js";
+import { VERSION } from "./version.js";
+
+/** Config checks and defaults for the MQTT API; fails fast at start with the flag named. */
+
+const DEFAULT_BIND = "127.0.0.1:1883";
+const URL_SCHEMES = ["mqtt:", "mqtts:", "ws:", "wss:", "tcp:", "ssl:"];
+
+/** The MQTT identity: `--agent-id`, else the host name made topic-safe. */
+export function agentIdFrom(config: AgentConfig): string {
+  return config.agentId ?? (hostname().replace(/[/#+\s]/g, "-") || "agent");
+}
+
+/** `--mqtt` as a broker URL (or `embedded`); throws IA_ERR_CONFIG naming the flag otherwise. */
+export function checkBrokerUrl(value: string, flag = "--mqtt"): string {
+  const trimmed = value.trim();
+  if (trimmed === "embedded") return trimmed;
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a broker URL such as mqtt://host:1883 or mqtts://host:8883, 'embedded' or 'off', got ${JSON.stringify(trimmed.replace(/\/\/[^@/]*@/, "//"))}`);
+  }
+  if (!URL_SCHEMES.includes(url.protocol)) {
+    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a URL starting with mqtt://, mqtts://, ws:// or wss://, got ${url.protocol}//...`);
+  }
+  return trimmed;
+}
+
+export function parseBind(bind: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):(\d{1,5})$/.exec(bind);
+  const port = Number(match?.[2]);
+  if (!match || port > 65_535) throw new AgentError("IA_ERR_CONFIG", `--mqtt-bind: expected host:port such as 127.0.0.1:1883, got ${JSON.stringify(bind)}`);
+  return { host: match[1]!, port };
+}
+
+export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger): MqttTransport {
+  const url = checkBrokerUrl(config.mqtt);
+  const embedded = url === "embedded";
+  let bind: { host: string; port: number } | undefined;
+  if (embedded) {
+    bind = parseBind(config.mqttBind);
+    if (!isLoopback(bind.host) && (config.mqttUsername === undefined || config.mqttPassword === undefined)) {
+      throw new AgentError(
+        "IA_ERR_CONFIG",
+        `--mqtt-bind ${config.mqttBind}: the embedded broker listens beyond this host only with a login; set mqttUsername and mqttPassword (IAGENT_MQTT_USERNAME, IAGENT_MQTT_PASSWORD), or bind 127.0.0.1`,
+      );
+    }
+    if (config.fleet !== undefined) {
+      throw new AgentError("IA_ERR_CONFIG", `--fleet ${config.fleet}: fleet mode needs shared subscriptions, which the embedded broker lacks; use --mqtt mqtt://<broker> (mosquitto, EMQX)`);
+    }
+  }
+  return new MqttTransport({
+    url: embedded ? "" : url,
+    embedded: bind ? { ...bind, username: config.mqttUsername, password: config.mqttPassword } : undefined,
+    // Another broker on the default port is no reason to refuse the console and serial line.
+    embeddedOptional: config.mqttBind === DEFAULT_BIND,
+    agentId: agentIdFrom(config),
+    prefix: config.mqttPrefix,
+    fleet: config.fleet,
+    protocolVersion: embedded || config.mqttVersion === "3.1.1" ? 4 : 5,
+    username: config.mqttUsername,
+    password: config.mqttPassword,
+    ca: config.mqttCa,
+    cert: config.mqttCert,
+    key: config.mqttKey,
+    payloadLimit: config.mqttPayloadLimit,
+    rateLimitPerMinute: config.mqttRateLimit,
+    healthIntervalMs: config.mqttHealthInterval * 1000,
+    service: agent.service,
+    info: agent.runtime.info,
+    version: VERSION,
+    scpi: agent.scpi,
+    logger,
+  });
+}

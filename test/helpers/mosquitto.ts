@@ -1,0 +1,116 @@
+import { execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import path from "node:path";
+import { tempDir } from "./models.js";
+
+/** A real mosquitto on a free loopback port with its own temp config, started and stopped by one test file. */
+export interface Mosquitto {
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  /** Stops it (SIGTERM; persistence, if on, is saved) and starts it again on the same port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  /** Its log so far, for failure messages. */
+  log(): string;
+}
+
+export interface MosquittoOptions {
+  /** Users and passwords; with any, anonymous clients are refused. Defaults to anonymous access. */
+  users?: Record<string, string>;
+  /** Keep sessions and retained messages across `restart()`. Defaults to false. */
+  persistence?: boolean;
+}
+
+function findBinary(name: string): string {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter).concat(["/usr/sbin", "/usr/local/sbin", "/sbin"])) {
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`${name} is not installed: apt-get install mosquitto mosquitto-clients (the MQTT tests need a real broker; .ci/run installs it)`);
+}
+
+export function requireMosquittoClients(): { pub: string; sub: string } {
+  return { pub: findBinary("mosquitto_pub"), sub: findBinary("mosquitto_sub") };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ port, host: "127.0.0.1" });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
+  const binary = findBinary("mosquitto");
+  const dir = tempDir("iagent-mosquitto-");
+  const port = await freePort();
+  const lines = [`listener ${port} 127.0.0.1`, "log_dest stderr", "log_type error", "log_type warning", "log_type notice"];
+  // Run as root, mosquitto drops to user `mosquitto` and then cannot read root's 0600 files.
+  if (process.getuid?.() === 0) lines.push("user root");
+  if (options.users) {
+    const passwd = path.join(dir, "passwd");
+    writeFileSync(passwd, "");
+    for (const [user, password] of Object.entries(options.users)) execFileSync(findBinary("mosquitto_passwd"), ["-b", passwd, user, password]);
+    lines.push("allow_anonymous false", `password_file ${passwd}`);
+  } else {
+    lines.push("allow_anonymous true");
+  }
+  if (options.persistence) lines.push("persistence true", `persistence_location ${dir}/`, "autosave_interval 1");
+  const conf = path.join(dir, "mosquitto.conf");
+  writeFileSync(conf, `${lines.join("\n")}\n`);
+
+  let child: ChildProcess | undefined;
+  let log = "";
+  const launch = async () => {
+    const started = spawn(binary, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+    started.stdout!.setEncoding("utf8").on("data", (d: string) => (log += d));
+    started.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
+    child = started;
+    await waitForPort(port);
+  };
+  const halt = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => running.once("exit", () => resolve()));
+    running.kill("SIGTERM");
+    await exited;
+  };
+  await launch();
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    dir,
+    async restart() {
+      await halt();
+      await launch();
+    },
+    stop: halt,
+    log: () => log,
+  };
+}
