@@ -42,13 +42,17 @@ export class AnswerService {
   readonly defaults: AnswerDefaults;
   readonly stats: AnswerStats = { answered: 0, lastTokensPerSecond: 0, lastTtftMs: 0 };
 
-  constructor(runtime: ModelRuntime, queue: RequestQueue, defaults: AnswerDefaults) {
+  readonly #contextProvider: (() => Promise<string | undefined>) | undefined;
+
+  constructor(runtime: ModelRuntime, queue: RequestQueue, defaults: AnswerDefaults, options: AnswerServiceOptions = {}) {
     this.runtime = runtime;
     this.queue = queue;
     this.defaults = defaults;
+    this.#contextProvider = options.contextProvider;
   }
 
-  async answer(request: AnswerRequest, options: AnswerOptions = {}): Promise<GenerateResult> {
+  async answer(input: AnswerRequest, options: AnswerOptions = {}): Promise<GenerateResult> {
+    const request = await this.#withContext(input);
     const enqueuedAt = performance.now();
     const params = { ...this.defaults.params, ...definedOnly(request.params ?? {}) };
     return this.queue.run(
@@ -74,6 +78,28 @@ export class AnswerService {
       { signal: options.signal, onPosition: options.onQueued },
     );
   }
+
+  /** Chat requests get the live context (e.g. the instrument's settings) after their system prompt. */
+  async #withContext(request: AnswerRequest): Promise<AnswerRequest> {
+    if (!this.#contextProvider || (request.mode ?? "chat") !== "chat") return request;
+    let context: string | undefined;
+    try {
+      context = await this.#contextProvider();
+    } catch (error) {
+      context = `(live context could not be read: ${(error as Error).message})`;
+    }
+    if (!context) return request;
+    const messages = request.messages ?? [];
+    const system = messages.find((m) => m.role === "system");
+    // A system message in the conversation wins over `system` in the runtime, so extend that one.
+    if (system) return { ...request, messages: messages.map((m) => (m === system ? { ...m, content: `${m.content}\n\n${context}` } : m)) };
+    return { ...request, system: `${request.system ?? this.defaults.system}\n\n${context}` };
+  }
+}
+
+export interface AnswerServiceOptions {
+  /** Text added to the system prompt of chat requests (the instrument's live settings); must not throw. Defaults to none. */
+  contextProvider?: (() => Promise<string | undefined>) | undefined;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

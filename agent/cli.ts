@@ -11,6 +11,8 @@ export interface CommandHandlers {
   chat(flags: Record<string, unknown>): Promise<number>;
   ask(question: string, flags: Record<string, unknown>): Promise<number>;
   probe(flags: Record<string, unknown>): Promise<number>;
+  smoke(flags: Record<string, unknown>): Promise<number>;
+  scpi(query: string | undefined, flags: Record<string, unknown>): Promise<number>;
   modelsList(flags: Record<string, unknown>): Promise<number>;
   modelsPull(idOrUri: string, flags: Record<string, unknown>): Promise<number>;
   modelsVerify(file: string, flags: Record<string, unknown>): Promise<number>;
@@ -41,12 +43,33 @@ function addSharedOptions(program: Command): void {
     .option("--reserve-mem <MiB>", "memory left for the instrument and OS (default: depends on --shape)")
     .option("--reserve-cores <n>", "cores left for the instrument and OS (default: depends on --shape)")
     .option("--shape <on-instrument|beside-instrument>", "where the agent runs (default: beside-instrument)")
+    .option("--priority <auto|low|normal>", "this process's CPU priority; auto lowers it with --shape on-instrument (default: auto)")
     .option("--mqtt <url|embedded|off>", "MQTT broker (default: embedded for run)")
     .option("--agent-id <id>", "MQTT identity (default: host name)")
     .option("--fleet <group>", "also take questions from this fleet group's shared topic")
+    .option("--mqtt-prefix <prefix>", "first level of every MQTT topic (default: instrument-agent)")
+    .option("--mqtt-version <5|3.1.1>", "MQTT protocol for an external broker (default: 5; the embedded broker speaks 3.1.1)")
+    .option("--mqtt-username <name>", "broker user name; with --mqtt embedded, the one login the broker accepts (default: none)")
+    .option("--mqtt-password <password>", "broker password; prefer IAGENT_MQTT_PASSWORD, a flag shows in `ps` (default: none)")
+    .option("--mqtt-ca <file>", "CA certificate (PEM) for mqtts:// (default: the system's CAs)")
+    .option("--mqtt-cert <file>", "client certificate (PEM) for mqtts:// (default: none)")
+    .option("--mqtt-key <file>", "client certificate key (PEM) (default: none)")
+    .option("--mqtt-bind <host:port>", "where the embedded broker listens; beyond loopback it needs a user name and password (default: 127.0.0.1:1883)")
+    .option("--mqtt-payload-limit <bytes>", "largest MQTT request read (default: 65536)")
+    .option("--mqtt-rate-limit <n>", "questions a minute per requester, 0 = no limit (default: 60)")
+    .option("--mqtt-health-interval <s>", "seconds between <base>/health messages (default: 60)")
     .option("--serial <path|off>", "serial console port (default: off)")
     .option("--baud <n>", "serial speed (default: 115200, 8N1)")
+    .option("--serial-data-bits <5-8>", "serial data bits (default: 8)")
+    .option("--serial-parity <none|even|odd|mark|space>", "serial parity; mark and space only on Windows (default: none)")
+    .option("--serial-stop-bits <1|1.5|2>", "serial stop bits; 1.5 only on Windows (default: 1)")
+    .option("--serial-flow <none|rtscts|xonxoff>", "serial flow control (default: none)")
+    .option("--serial-charset <utf8|ascii>", "what the serial terminal can show; ascii replaces the rest with ? (default: utf8)")
+    .option("--serial-wrap <columns>", "break answer lines on the serial console at this width, 0 = off (default: 0)")
+    .option("--serial-line-limit <chars>", "longest line accepted on the serial console (default: 1000)")
     .option("--instrument <uri|off>", "firmware bridge: tcp://host:5025, serial://..., prologix://..., sim (default: off)")
+    .option("--scpi-allow <queries>", "extra read-only SCPI queries for the allowlist, comma-separated (e.g. :SENS:DET:TRAC?)")
+    .option("--scpi-timeout <ms>", "how long one SCPI reply may take (default: 3000)")
     .option("--system <text>", "system prompt (default: a short bilingual prompt)")
     .option("--temperature <t>", "sampling temperature, 0 = greedy (default: the model's)")
     .option("--top-k <k>", "top-k sampling (default: the model's)")
@@ -95,13 +118,33 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
     .description("answer one question on stdout and exit (`-` reads the question from stdin)")
     .argument("<text...>", "the question")
     .addOption(new Option("--raw", "complete the text as is, without the chat template"))
-    .addHelpText("after", '\nExample:\n  instrument-agent ask --model demo --temperature 0 --max-tokens 16 "你好"')
+    .option("--via <url>", "ask the agent --agent-id (or the --fleet group) through this broker instead of loading a model, e.g. mqtt://lab-broker:1883")
+    .option("--timeout <s>", "with --via: longest wait for the answer to start or go on (default: 120)")
+    .addHelpText("after", '\nExamples:\n  instrument-agent ask --model demo --temperature 0 --max-tokens 16 "你好"\n  instrument-agent ask --via mqtt://127.0.0.1:1883 --agent-id analyzer-1 "What is RBW?"')
     .action((words: string[], _opts, command: Command) => run(handlers.ask(words.join(" "), flagsOf(command))));
 
   program
     .command("probe")
     .description("host facts and the resource plan the agent would use, with a reason for each choice (--json)")
     .action((_opts, command: Command) => run(handlers.probe(flagsOf(command))));
+
+  program
+    .command("smoke")
+    .description("headless smoke test of this host: probe, model, load, speed, mlock, and the configured MQTT/serial/instrument (--json; exit 3 if a check fails)")
+    .option("--smoke-tokens <n>", "tokens to generate", "16")
+    .option("--smoke-floor <tokens/s>", "lowest acceptable generation speed", "1")
+    .option("--smoke-timeout <ms>", "longest wait for each MQTT, serial or instrument check", "5000")
+    .addHelpText("after", "\nExample:\n  instrument-agent smoke --model ./models-data/qwen2.5-0.5b-instruct-q8_0.gguf --mqtt mqtt://127.0.0.1 --json")
+    .action((_opts, command: Command) => run(handlers.smoke(flagsOf(command))));
+
+  program
+    .command("scpi")
+    .description("send one read-only SCPI query to --instrument and print the reply (exit 2 if the allowlist refuses it)")
+    .argument("[query]", 'the query, e.g. "*IDN?" or ":SENSe:FREQuency:CENTer?"')
+    .option("--serve-sim <port>", "instead: serve the simulated spectrum analyzer on this TCP port (0 = any) until SIGINT/SIGTERM")
+    .option("--sim-record <file>", "with --serve-sim: append every line the simulator receives to this file (one JSON string a line)")
+    .addHelpText("after", '\nExamples:\n  instrument-agent scpi --instrument tcp://192.168.1.20:5025 ":SENS:BAND:RES?"\n  instrument-agent scpi --serve-sim 5025')
+    .action((query: string | undefined, _opts, command: Command) => run(handlers.scpi(query, flagsOf(command))));
 
   const models = program.command("models").description("model catalog, download, validation and synthetic models");
   models

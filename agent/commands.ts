@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { CommandHandlers } from "./cli.js";
@@ -11,7 +11,10 @@ import { consoleBanner, DEMO_NOTICE, useColor } from "./consoleText.js";
 import { TRANSPORT_FACTORIES } from "./transports.js";
 import { createLogger } from "./logger.js";
 import type { Logger } from "./logger.js";
-import { loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
+import { createInstrument, loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
+import { createAllowlist } from "../firmware-bridge/instrumentBridge.js";
+import { SpectrumAnalyzerSimulator } from "../firmware-bridge/simulator.js";
+import { startSimulatorServer } from "../firmware-bridge/simulatorServer.js";
 import { probeHost } from "./hostProbe.js";
 import { createProgressBar } from "./progressBar.js";
 import { renderPlan, renderFacts } from "./probeReport.js";
@@ -20,6 +23,9 @@ import { resolveModel } from "../models/modelResolver.js";
 import { ModelStore } from "../models/modelStore.js";
 import { validateModelFile } from "../models/gguf/ggufValidator.js";
 import { writeSyntheticModel } from "../models/synth/syntheticModel.js";
+import { applyProcessPriority } from "./preflight.js";
+import type { PriorityOutcome } from "./preflight.js";
+import { realSmokeProbes, renderSmoke, runSmoke } from "./smoke.js";
 
 /** Options that belong to one command and are not settings (`models synth --shape`). */
 function withoutKeys(flags: Record<string, unknown>, keys: string[]): Record<string, unknown> {
@@ -29,12 +35,15 @@ function withoutKeys(flags: Record<string, unknown>, keys: string[]): Record<str
 interface Context {
   config: AgentConfig;
   logger: Logger;
+  priority: PriorityOutcome;
 }
 
 function setUp(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig> = {}, localKeys: string[] = []): Context {
   const { config } = loadConfig({ flags: withoutKeys(flags, localKeys), commandDefaults });
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
-  return { config, logger };
+  // Before any model work starts threads: on the instrument's PC the instrument comes first.
+  const priority = applyProcessPriority(config.shape, config.priority);
+  return { config, logger, priority };
 }
 
 /** SIGINT/SIGTERM call `onSignal` instead of killing the process; returns the remover. */
@@ -58,6 +67,7 @@ async function runConsole(flags: Record<string, unknown>, commandDefaults: Parti
     logger,
     color: useColor(config, process.stdout),
     banner: consoleBanner(agent),
+    scpi: agent.scpi,
   });
   // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
   const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));
@@ -66,8 +76,36 @@ async function runConsole(flags: Record<string, unknown>, commandDefaults: Parti
   } finally {
     removeSignals();
     agent.service.queue.close();
+    await agent.instrument?.close();
     await agent.runtime.dispose();
   }
+  return EXIT_OK;
+}
+
+function recordLine(file: string, line: string, logger: Logger): void {
+  try {
+    appendFileSync(file, `${JSON.stringify(line)}\n`);
+  } catch (error) {
+    logger.error({ err: error, file }, "cannot append to the simulator record");
+  }
+}
+
+/** `scpi --serve-sim <port>`: the simulated analyzer on a TCP port until SIGINT/SIGTERM. */
+async function serveSimulator(portText: string, recordFile: string | undefined, logger: Logger): Promise<number> {
+  if (!/^\d+$/.test(portText) || Number(portText) > 65_535) throw new AgentError("IA_ERR_USAGE", `--serve-sim: expected a TCP port from 0 to 65535, got ${JSON.stringify(portText)}`);
+  const simulator = new SpectrumAnalyzerSimulator({
+    onReceive: recordFile ? (line) => recordLine(recordFile, line, logger) : undefined,
+  });
+  const server = await startSimulatorServer({ port: Number(portText), simulator });
+  process.stdout.write(`simulator listening on tcp://${server.host}:${server.port}\n`);
+  logger.info({ port: server.port, record: recordFile }, "simulator serving");
+  await new Promise<void>((resolve) => {
+    const remove = onSignals(() => {
+      remove();
+      resolve();
+    });
+  });
+  await server.close();
   return EXIT_OK;
 }
 
@@ -81,15 +119,23 @@ export function createCommandHandlers(): CommandHandlers {
     async run(flags) {
       const { config, logger } = setUp(flags);
       const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
-      return runTransports({ config, logger, agent, factories: TRANSPORT_FACTORIES });
+      try {
+        return await runTransports({ config, logger, agent, factories: TRANSPORT_FACTORIES });
+      } finally {
+        await agent.instrument?.close();
+      }
     },
     chat: (flags) => runConsole(flags, { logLevel: "warn" }),
 
     async ask(question, flags) {
       const raw = flags.raw === true;
-      const { config, logger } = setUp(flags, { logLevel: "warn" }, ["raw"]);
+      const { config, logger } = setUp(flags, { logLevel: "warn" }, ["raw", "via", "timeout"]);
       const text = readQuestion(question);
       if (text === "") throw new AgentError("IA_ERR_USAGE", "ask: the question is empty");
+      if (flags.via !== undefined) {
+        const { askVia } = await import("./askVia.js");
+        return askVia({ url: String(flags.via), question: text, raw, timeout: flags.timeout, flags, config, logger });
+      }
       const agent = await loadAgent(config, logger);
       if (agent.runtime.info.isDemo && !config.json) process.stderr.write(`${DEMO_NOTICE}\n`);
       const controller = new AbortController();
@@ -106,6 +152,9 @@ export function createCommandHandlers(): CommandHandlers {
         } else if (!result.text.endsWith("\n")) {
           process.stdout.write("\n");
         }
+        if (agent.instrument && !raw && agent.instrument.context.lastReadable === false) {
+          process.stderr.write(`note: the instrument at ${agent.instrument.description} could not be read; the answer does not use its live settings\n`);
+        }
         if (result.finishReason === "cancelled") {
           process.stderr.write("(answer cancelled)\n");
           return EXIT_RUNTIME;
@@ -113,24 +162,61 @@ export function createCommandHandlers(): CommandHandlers {
         return EXIT_OK;
       } finally {
         removeSignals();
+        await agent.instrument?.close();
         await agent.runtime.dispose();
       }
     },
 
+    async scpi(query, flags) {
+      const local = ["serveSim", "simRecord"];
+      const { config, logger } = setUp(flags, { logLevel: "warn" }, local);
+      if (flags.serveSim !== undefined) return serveSimulator(String(flags.serveSim), typeof flags.simRecord === "string" ? flags.simRecord : undefined, logger);
+      if (query === undefined || query.trim() === "") throw new AgentError("IA_ERR_USAGE", 'scpi: the query is missing, e.g. instrument-agent scpi --instrument tcp://host:5025 "*IDN?"');
+      // The allowlist answers first: a refused line is refused even with no instrument configured.
+      const checked = createAllowlist(config.scpiAllow).check(query);
+      if (!checked.ok) throw new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
+      const bridge = createInstrument(config, logger);
+      if (!bridge) throw new AgentError("IA_ERR_USAGE", "scpi: no instrument is configured: pass --instrument tcp://host:5025, serial://..., prologix://... or sim");
+      try {
+        const reply = await bridge.query(query);
+        process.stdout.write(config.json ? `${JSON.stringify({ instrument: bridge.description, query, reply })}\n` : `${reply}\n`);
+        return EXIT_OK;
+      } finally {
+        await bridge.close();
+      }
+    },
+
     async probe(flags) {
-      const { config, logger } = setUp(flags, { logLevel: "warn" });
+      const { config, logger, priority } = setUp(flags, { logLevel: "warn" });
       let result: { facts: unknown; plan: unknown; model: unknown };
       if (config.model) {
         const prepared = await prepareModel(config, logger);
-        result = { facts: prepared.facts, plan: prepared.plan, model: { ...prepared.summary, label: prepared.model.label, demo: prepared.model.isDemo } };
+        result = { facts: prepared.facts, plan: { ...prepared.plan, priority }, model: { ...prepared.summary, label: prepared.model.label, demo: prepared.model.isDemo } };
       } else {
         const facts = await probeHost();
         const plan = planForCatalog(facts, config);
-        result = { facts, plan, model: { label: plan.model.id, chosenFrom: "catalog" } };
+        result = { facts, plan: { ...plan, priority }, model: { label: plan.model.id, chosenFrom: "catalog" } };
       }
       if (config.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       else process.stdout.write(`${renderFacts(result.facts as never)}\n\n${renderPlan(result.plan as never)}\n`);
       return EXIT_OK;
+    },
+
+    async smoke(flags) {
+      const local = ["smokeTokens", "smokeFloor", "smokeTimeout"];
+      const number = (key: string, min: number, integer: boolean): number => {
+        const value = Number(flags[key]);
+        if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+          const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+          throw new AgentError("IA_ERR_USAGE", `${flag}: expected ${integer ? "a whole number" : "a number"} >= ${min}, got ${JSON.stringify(flags[key])}`);
+        }
+        return value;
+      };
+      const options = { tokens: number("smokeTokens", 1, true), floorTokensPerSecond: number("smokeFloor", 0, false), timeoutMs: number("smokeTimeout", 1, true) };
+      const { config, logger } = setUp(flags, { logLevel: "error", mqtt: "off" }, local);
+      const report = await runSmoke({ config, logger, probes: realSmokeProbes(), ...options });
+      process.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : renderSmoke(report));
+      return report.ok ? EXIT_OK : EXIT_CHECK_FAILED;
     },
 
     async modelsList(flags) {

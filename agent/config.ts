@@ -30,6 +30,11 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 const realNumber = (min: number, max: number) => z.preprocess(numberFromString, z.number().min(min).max(max));
 const autoOr = <T extends z.ZodType>(inner: T) => z.union([z.literal("auto"), inner]);
 const flag = z.preprocess(booleanFromString, z.boolean());
+/** A list from a file, or a comma-separated string from a flag or the environment. */
+const stringList = z.preprocess(
+  (value) => (typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value),
+  z.array(z.string().min(1)),
+);
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -59,18 +64,60 @@ export const configSchema = z.strictObject({
   reserveCores: wholeNumber(0, 256).optional(),
   /** Where the agent runs: on the instrument's own PC or on a host beside it. Defaults to `beside-instrument`. */
   shape: z.enum(["on-instrument", "beside-instrument"]),
+  /** This process's CPU priority: `auto` lowers it on the instrument's own PC. Defaults to `auto`. */
+  priority: z.enum(["auto", "low", "normal"]),
   /** Broker URL, `embedded` or `off`. Defaults to `embedded` for `run`. */
   mqtt: z.string().min(1),
   /** MQTT identity. Defaults to the host name. */
   agentId: z.string().regex(/^[^/#+\s]+$/, "an id without '/', '#', '+' or spaces").optional(),
   /** Fleet group whose shared ask topic this agent also serves. Defaults to off. */
-  fleet: z.string().min(1).optional(),
+  fleet: z.string().regex(/^[^/#+\s]+$/, "a group name without '/', '#', '+' or spaces").optional(),
+  /** First level of every MQTT topic: `<prefix>/<agentId>/ask`. Defaults to `instrument-agent`. */
+  mqttPrefix: z.string().regex(/^[^#+\s$][^#+\s]*$/, "a topic prefix without '#', '+', spaces or a leading '$'"),
+  /** MQTT protocol spoken to an external broker: `5` or `3.1.1` (the embedded broker is always 3.1.1). Defaults to `5`. */
+  mqttVersion: z.preprocess((value) => (typeof value === "number" ? String(value) : value), z.enum(["5", "3.1.1"])),
+  /** User name for the broker; for the embedded broker, the one login it accepts. Defaults to none. */
+  mqttUsername: z.string().min(1).optional(),
+  /** Password for the broker (prefer IAGENT_MQTT_PASSWORD or the config file to a flag); never logged. Defaults to none. */
+  mqttPassword: z.string().min(1).optional(),
+  /** CA certificate file (PEM) that signed the broker's certificate, for `mqtts://`. Defaults to the system's CAs. */
+  mqttCa: z.string().min(1).optional(),
+  /** Client certificate file (PEM) for brokers that require one. Defaults to none. */
+  mqttCert: z.string().min(1).optional(),
+  /** Private key file (PEM) of the client certificate. Defaults to none. */
+  mqttKey: z.string().min(1).optional(),
+  /** Where the embedded broker listens, `host:port`; beyond loopback it needs mqttUsername and mqttPassword. Defaults to `127.0.0.1:1883`. */
+  mqttBind: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:]+):\d{1,5}$/, "host:port, e.g. 127.0.0.1:1883"),
+  /** Largest MQTT request payload read, bytes. Defaults to `65536`. */
+  mqttPayloadLimit: wholeNumber(64, 16 * 1024 * 1024),
+  /** Questions a minute one requester (reply topic) may ask; 0 is no limit. Defaults to `60`. */
+  mqttRateLimit: wholeNumber(0, 1_000_000),
+  /** Seconds between `<base>/health` messages. Defaults to `60`. */
+  mqttHealthInterval: wholeNumber(1, 86_400),
   /** Serial console port or `off`. Defaults to `off`. */
   serial: z.string().min(1),
   /** Serial speed. Defaults to 115200. */
   baud: wholeNumber(300, 921_600),
+  /** Serial data bits, 5 to 8. Defaults to `8`. */
+  serialDataBits: wholeNumber(5, 8),
+  /** Serial parity; `mark` and `space` only on Windows. Defaults to `none`. */
+  serialParity: z.enum(["none", "even", "odd", "mark", "space"]),
+  /** Serial stop bits: 1, 1.5 (Windows only) or 2. Defaults to `1`. */
+  serialStopBits: z.preprocess(numberFromString, z.union([z.literal(1), z.literal(1.5), z.literal(2)])),
+  /** Serial flow control. Defaults to `none`. */
+  serialFlow: z.enum(["none", "rtscts", "xonxoff"]),
+  /** What the serial terminal shows: `utf8`, or `ascii` (other characters become `?`). Defaults to `utf8`. */
+  serialCharset: z.enum(["utf8", "ascii"]),
+  /** Break answer lines on the serial console at this many columns; 0 is off. Defaults to `0`. */
+  serialWrap: wholeNumber(0, 1000),
+  /** Most characters in one line typed on the serial console. Defaults to `1000`. */
+  serialLineLimit: wholeNumber(16, 100_000),
   /** Firmware bridge URI or `off`. Defaults to `off`. */
   instrument: z.string().min(1),
+  /** Extra read-only SCPI queries for the firmware bridge's allowlist (e.g. `:SENS:DET:TRAC?`). Defaults to `[]`. */
+  scpiAllow: stringList,
+  /** How long the instrument may take to reply to one SCPI query, ms. Defaults to `3000`. */
+  scpiTimeout: wholeNumber(50, 600_000),
   /** System prompt. Defaults to a short bilingual prompt. */
   system: z.string(),
   /** Sampling temperature; 0 is greedy. Defaults to the model's default. */
@@ -105,10 +152,26 @@ export const CONFIG_DEFAULTS: Partial<AgentConfig> = {
   context: "auto",
   parallel: "auto",
   shape: "beside-instrument",
+  priority: "auto",
   mqtt: "embedded",
+  mqttPrefix: "instrument-agent",
+  mqttVersion: "5",
+  mqttBind: "127.0.0.1:1883",
+  mqttPayloadLimit: 65_536,
+  mqttRateLimit: 60,
+  mqttHealthInterval: 60,
   serial: "off",
   baud: 115200,
+  serialDataBits: 8,
+  serialParity: "none",
+  serialStopBits: 1,
+  serialFlow: "none",
+  serialCharset: "utf8",
+  serialWrap: 0,
+  serialLineLimit: 1000,
   instrument: "off",
+  scpiAllow: [],
+  scpiTimeout: 3000,
   system: DEFAULT_SYSTEM_PROMPT,
   maxTokens: 512,
   logLevel: "info",
@@ -169,6 +232,7 @@ function expectedText(issue: z.core.$ZodIssue): string {
   if (key === "threads") return "expected a whole number from 1 to 256 or 'auto'";
   if (key === "context") return "expected a whole number of tokens from 256 or 'auto'";
   if (key === "parallel") return "expected a whole number from 1 to 16 or 'auto'";
+  if (key === "serialStopBits") return "expected 1, 1.5 or 2";
   if (issue.code === "invalid_value" && "values" in issue) return `expected one of ${issue.values.map(String).join(", ")}`;
   if (issue.code === "invalid_format") return `expected a valid ${issue.format === "url" ? "URL such as http://mirror.lab:8080" : issue.format}`;
   if (issue.code === "too_small") return `expected at least ${String(issue.minimum)}`;

@@ -1,4 +1,4 @@
-import type { AnswerOptions, AnswerService } from "./answerService.js";
+import type { AnswerOptions, AnswerRequest, AnswerService } from "./answerService.js";
 import type { ChatMessage, GenerateResult } from "./modelRuntime.js";
 
 export interface ConversationOptions {
@@ -26,9 +26,10 @@ export class Conversation {
     this.#messages = [];
   }
 
-  async ask(service: AnswerService, question: string, options: AnswerOptions = {}): Promise<GenerateResult> {
+  /** `overrides` replace the configured system prompt or sampling for this turn (MQTT `system`, `params`). */
+  async ask(service: AnswerService, question: string, options: AnswerOptions = {}, overrides: Pick<AnswerRequest, "system" | "params"> = {}): Promise<GenerateResult> {
     const messages: ChatMessage[] = [...this.#messages, { role: "user", content: question }];
-    const result = await service.answer({ mode: "chat", messages }, options);
+    const result = await service.answer({ mode: "chat", messages, ...overrides }, options);
     if (result.finishReason !== "cancelled") {
       messages.push({ role: "assistant", content: result.text });
       // Drop whole turns (a user message and its answer) from the front.

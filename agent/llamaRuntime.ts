@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { ChatHistoryItem, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
+import { preflightEngine } from "./preflight.js";
 import type { Logger } from "./logger.js";
 import type {
   ChatMessage,
@@ -103,15 +104,15 @@ export class LlamaRuntime implements ModelRuntime {
   static async load(options: LlamaRuntimeOptions): Promise<LlamaRuntime> {
     const log = options.logger.child({ component: "llama" });
     const started = performance.now();
+    // Refuses, with the fix, hosts whose glibc or Windows cannot load the binaries at all.
+    const engine = preflightEngine();
     const { getLlama, LlamaChat, LlamaCompletion, LlamaLogLevel } = await import("node-llama-cpp");
     const llamaWarnings: string[] = [];
-    const llama = await getLlama({
-      gpu: false,
-      build: "never",
-      progressLogs: false,
+    const common = {
+      progressLogs: false as const,
       maxThreads: options.threads,
       logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => {
+      logger: (level: import("node-llama-cpp").LlamaLogLevel, message: string) => {
         const text = message.trim();
         if (!text) return;
         llamaWarnings.push(text);
@@ -120,7 +121,11 @@ export class LlamaRuntime implements ModelRuntime {
         else if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) log.error(text);
         else log.warn(text);
       },
-    });
+    };
+    // A local build (made on an old-glibc host with `source download`) sits in a folder
+    // named after its cmake options, which only the "lastBuild" lookup finds.
+    const llama =
+      engine.kind === "localBuild" ? await getLlama("lastBuild", { ...common, skipDownload: true }) : await getLlama({ ...common, gpu: false, build: "never" });
     let model: LlamaModel;
     try {
       model = await llama.loadModel({

@@ -16,6 +16,8 @@ export interface LocalConsoleOptions {
   color?: boolean;
   /** Printed once at start. */
   banner: string;
+  /** Read-only SCPI through the firmware bridge, for `/scpi <query>`. Defaults to none (the command says no instrument is configured). */
+  scpi?: ((query: string) => Promise<string>) | undefined;
 }
 
 const HELP = [
@@ -23,6 +25,7 @@ const HELP = [
   "  /help            this text",
   "  /reset, restart  forget the conversation so far",
   "  /status          model, threads, mlock, speed of the last answer",
+  "  /scpi <query>    send a read-only SCPI query to the instrument (e.g. /scpi :FREQ:CENT?)",
   "  /bye, stop       quit (also Ctrl-D; Ctrl-C twice at the prompt)",
   "Ctrl-C while an answer streams cancels it.",
 ].join("\n");
@@ -153,6 +156,10 @@ export class LocalConsole implements Transport {
         this.quit();
         return;
     }
+    if (/^\/scpi(\s|$)/i.test(line)) {
+      await this.#scpi(line.slice(5).trim());
+      return;
+    }
     if (line.startsWith("/")) {
       this.#write(`unknown command ${line.split(/\s/)[0]}; /help lists the commands\n`);
       return;
@@ -189,6 +196,24 @@ export class LocalConsole implements Transport {
       }
     } finally {
       this.#current = undefined;
+    }
+  }
+
+  async #scpi(query: string): Promise<void> {
+    const scpi = this.#options.scpi;
+    if (!scpi) {
+      this.#write("no instrument is configured: start with --instrument tcp://host:5025, serial://..., prologix://... or sim\n");
+      return;
+    }
+    if (query === "") {
+      this.#write("usage: /scpi <query>, e.g. /scpi *IDN?\n");
+      return;
+    }
+    try {
+      this.#write(`${await scpi(query)}\n`);
+    } catch (error) {
+      const agentError = toAgentError(error);
+      this.#write(`${this.#paint(`error ${agentError.code}: ${agentError.message}`, "31")}\n`);
     }
   }
 

@@ -5,6 +5,7 @@ import { validateModelFile } from "../models/gguf/ggufValidator.js";
 import type { ModelFileSummary } from "../models/gguf/ggufValidator.js";
 import { ensureDemoModel, isReachable, resolveModel } from "../models/modelResolver.js";
 import type { ResolvedModel } from "../models/modelResolver.js";
+import { InstrumentBridge } from "../firmware-bridge/instrumentBridge.js";
 import { AnswerService } from "./answerService.js";
 import type { AgentConfig } from "./config.js";
 import type { HostFacts } from "./hostFacts.js";
@@ -101,10 +102,22 @@ export async function prepareModel(config: AgentConfig, logger: Logger): Promise
 export interface LoadedAgent extends PreparedModel {
   runtime: ModelRuntime;
   service: AnswerService;
+  /** The firmware bridge when `--instrument` is set; close it at shutdown. */
+  instrument?: InstrumentBridge | undefined;
+  /** Read-only SCPI for `/scpi` on the consoles and the MQTT scpi topic; refusals throw IA_ERR_SCPI_REFUSED. */
+  scpi?: ((query: string) => Promise<string>) | undefined;
+}
+
+/** The firmware bridge for `--instrument`, or undefined when it is `off`; checks the URI and allowlist, opens nothing. */
+export function createInstrument(config: AgentConfig, logger: Logger): InstrumentBridge | undefined {
+  if (config.instrument.trim() === "off") return undefined;
+  return new InstrumentBridge({ uri: config.instrument, allow: config.scpiAllow, timeoutMs: config.scpiTimeout, logger });
 }
 
 /** Prepares and loads the model, and puts the shared queue and answer service around it. */
 export async function loadAgent(config: AgentConfig, logger: Logger, options: { showProgress?: boolean } = {}): Promise<LoadedAgent> {
+  // Before the model: a bad --instrument URI is bad usage and should not wait for a load.
+  const instrument = createInstrument(config, logger);
   const prepared = await prepareModel(config, logger);
   const { plan, model } = prepared;
   logger.info(
@@ -136,6 +149,6 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
       maxTokens: config.maxTokens,
       seed: config.seed,
     },
-  });
-  return { ...prepared, runtime, service };
+  }, { contextProvider: instrument?.contextProvider });
+  return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query) : undefined };
 }
