@@ -5,10 +5,9 @@ import type { CommandHandlers } from "./cli.js";
 import { loadConfig } from "./config.js";
 import type { AgentConfig } from "./config.js";
 import { AgentError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
-import { LocalConsole } from "./localConsole.js";
 import { runTransports } from "./agentRunner.js";
-import { consoleBanner, DEMO_NOTICE, useColor } from "./consoleText.js";
-import { TRANSPORT_FACTORIES } from "./transports.js";
+import { DEMO_NOTICE } from "./consoleText.js";
+import { createLocalConsole, TRANSPORT_FACTORIES } from "./transports.js";
 import { createLogger } from "./logger.js";
 import type { Logger } from "./logger.js";
 import { createInstrument, loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
@@ -60,15 +59,7 @@ function onSignals(onSignal: (signal: NodeJS.Signals) => void): () => void {
 async function runConsole(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig>): Promise<number> {
   const { config, logger } = setUp(flags, commandDefaults);
   const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
-  const console = new LocalConsole({
-    input: process.stdin,
-    output: process.stdout,
-    service: agent.service,
-    logger,
-    color: useColor(config, process.stdout),
-    banner: consoleBanner(agent),
-    scpi: agent.scpi,
-  });
+  const console = createLocalConsole(agent, config, logger);
   // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
   const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));
   try {

@@ -1,4 +1,5 @@
 import type { AgentConfig } from "./config.js";
+import { toAgentError } from "./errors.js";
 import type { LoadedAgent } from "./modelSetup.js";
 
 /** Said wherever the demo model answers, so nobody mistakes its text for an answer. */
@@ -18,4 +19,21 @@ export function consoleBanner(agent: LoadedAgent): string {
   if (info.isDemo) lines.push(DEMO_NOTICE);
   if (info.mlock.requested && !info.mlock.locked) lines.push(`warning: ${info.mlock.detail}`);
   return lines.join("\n");
+}
+
+/**
+ * What a console prints for `/scpi <query>`: the instrument's reply, or a line saying why
+ * not (no instrument, no query, refused by the allowlist, unreachable). Never throws.
+ */
+export async function scpiCommandReply(scpi: ((query: string) => Promise<string>) | undefined, query: string): Promise<{ text: string; failed: boolean }> {
+  if (!scpi) {
+    return { text: "no instrument is configured: start the agent with --instrument tcp://host:5025, serial://..., prologix://... or sim", failed: false };
+  }
+  if (query === "") return { text: "usage: /scpi <query>, e.g. /scpi *IDN?", failed: false };
+  try {
+    return { text: await scpi(query), failed: false };
+  } catch (error) {
+    const agentError = toAgentError(error);
+    return { text: `error ${agentError.code}: ${agentError.message}`, failed: true };
+  }
 }

@@ -6,6 +6,7 @@ import { Conversation } from "./conversation.js";
 import { toAgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { Transport } from "./transport.js";
+import { scpiCommandReply } from "./consoleText.js";
 
 export interface LocalConsoleOptions {
   input: Readable & { isTTY?: boolean };
@@ -200,21 +201,8 @@ export class LocalConsole implements Transport {
   }
 
   async #scpi(query: string): Promise<void> {
-    const scpi = this.#options.scpi;
-    if (!scpi) {
-      this.#write("no instrument is configured: start with --instrument tcp://host:5025, serial://..., prologix://... or sim\n");
-      return;
-    }
-    if (query === "") {
-      this.#write("usage: /scpi <query>, e.g. /scpi *IDN?\n");
-      return;
-    }
-    try {
-      this.#write(`${await scpi(query)}\n`);
-    } catch (error) {
-      const agentError = toAgentError(error);
-      this.#write(`${this.#paint(`error ${agentError.code}: ${agentError.message}`, "31")}\n`);
-    }
+    const reply = await scpiCommandReply(this.#options.scpi, query);
+    this.#write(`${reply.failed ? this.#paint(reply.text, "31") : reply.text}\n`);
   }
 
   #status(): string {

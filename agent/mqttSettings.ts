@@ -5,6 +5,7 @@ import { AgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { LoadedAgent } from "./modelSetup.js";
 import { MqttTransport } from "./mqttTransport.js";
+import type { BrokerOptions } from "./mqttTransport.js";
 import { VERSION } from "./version.js";
 
 /** Config checks and defaults for the MQTT API; fails fast at start with the flag named. */
@@ -38,6 +39,20 @@ export function parseBind(bind: string): { host: string; port: number } {
   const port = Number(match?.[2]);
   if (!match || port > 65_535) throw new AgentError("IA_ERR_CONFIG", `--mqtt-bind: expected host:port such as 127.0.0.1:1883, got ${JSON.stringify(bind)}`);
   return { host: match[1]!, port };
+}
+
+/** The connection settings of a client of the configured broker (smoke's round trip). */
+export function brokerClientOptionsFrom(config: AgentConfig, clientId: string): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
+  return {
+    url: checkBrokerUrl(config.mqtt),
+    clientId,
+    protocolVersion: config.mqttVersion === "3.1.1" ? 4 : 5,
+    username: config.mqttUsername,
+    password: config.mqttPassword,
+    ca: config.mqttCa,
+    cert: config.mqttCert,
+    key: config.mqttKey,
+  };
 }
 
 export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger): MqttTransport {

@@ -175,6 +175,29 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
   return client;
 }
 
+/**
+ * Publishes to a private topic and waits for the message to come back: `smoke`'s proof
+ * that the broker accepts this agent's login and routes its messages. Resolves with the
+ * round-trip time in ms.
+ */
+export async function brokerRoundTrip(options: Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds">, topic: string, signal: AbortSignal): Promise<number> {
+  let echoed!: () => void;
+  const arrived = new Promise<void>((resolve) => (echoed = resolve));
+  const client = await connectBroker({ ...options, sessionExpirySeconds: 0, onMessage: (t) => t === topic && echoed() });
+  const onAbort = () => client.end(true);
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const started = performance.now();
+    await client.subscribeAsync(topic, { qos: 1 });
+    await client.publishAsync(topic, "ping", { qos: 1 });
+    await arrived;
+    return Math.round(performance.now() - started);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    await client.endAsync(true).catch(() => undefined);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // The transport
 
@@ -528,7 +551,7 @@ export class MqttTransport implements Transport {
 
   /** Generates (in the request's session, if any) and publishes chunks and the final; returns the final. */
   async #answer(request: AskRequest, route: ReplyRoute, signal: AbortSignal): Promise<Buffer> {
-    const { service, agentId } = this.#options;
+    const { agentId } = this.#options;
     let seq = 0;
     const onDelta = request.stream ? (delta: string) => void this.#reply(route, { id: request.id, seq: seq++, delta }, "chunk") : undefined;
     this.#log.debug({ id: request.id, session: request.session, prompt: (request.prompt ?? request.messages?.at(-1)?.content ?? "").slice(0, 80) }, "question");

@@ -1,4 +1,5 @@
 import type { AnswerService } from "./answerService.js";
+import { scpiCommandReply } from "./consoleText.js";
 import { Conversation } from "./conversation.js";
 import { AgentError, toAgentError } from "./errors.js";
 import type { ErrorCode } from "./errors.js";
@@ -260,21 +261,7 @@ export class SerialConsole implements Transport {
   }
 
   async #scpi(query: string): Promise<void> {
-    const scpi = this.#options.scpi;
-    if (!scpi) {
-      this.#say("no instrument is configured: start the agent with --instrument tcp://host:5025, serial://..., prologix://... or sim");
-      return;
-    }
-    if (query === "") {
-      this.#say("usage: /scpi <query>, e.g. /scpi *IDN?");
-      return;
-    }
-    try {
-      this.#say(await scpi(query));
-    } catch (error) {
-      const agentError = toAgentError(error);
-      this.#say(`error ${agentError.code}: ${agentError.message}`);
-    }
+    this.#say((await scpiCommandReply(this.#options.scpi, query)).text);
   }
 
   async #answer(question: string): Promise<void> {

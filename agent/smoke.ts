@@ -280,29 +280,11 @@ export function realSmokeProbes(): SmokeProbes {
   };
 }
 
-// To be wired to the MQTT transport's own module once it lands (see the closing note of
-// issue 6); until then the round trip speaks MQTT directly.
+/** A message published and received back through the configured broker, with this agent's login. */
 async function mqttEcho(url: string, config: AgentConfig, signal: AbortSignal): Promise<string> {
   if (url === "embedded") return "embedded broker: runs inside `run`, nothing to reach from here";
-  const mqtt = await import("mqtt");
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 10_000, clientId: `iagent-smoke-${process.pid}` });
-  const onAbort = () => client.end(true);
-  signal.addEventListener("abort", onAbort, { once: true });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
-      client.once("close", () => reject(new Error(`cannot connect to ${url}`)));
-    });
-    const topic = `instrument-agent/${config.agentId ?? "smoke"}/smoke/${process.pid}-${Date.now()}`;
-    const started = performance.now();
-    const echoed = new Promise<void>((resolve) => client.on("message", (t) => t === topic && resolve()));
-    await client.subscribeAsync(topic, { qos: 1 });
-    await client.publishAsync(topic, "ping", { qos: 1 });
-    await echoed;
-    return `${url}: published and received on ${topic} in ${Math.round(performance.now() - started)} ms`;
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-    await client.endAsync(true).catch(() => undefined);
-  }
+  const [{ brokerRoundTrip, displayUrl }, { agentIdFrom, brokerClientOptionsFrom }] = await Promise.all([import("./mqttTransport.js"), import("./mqttSettings.js")]);
+  const topic = `${config.mqttPrefix}/${agentIdFrom(config)}/smoke/${process.pid}-${Date.now()}`;
+  const ms = await brokerRoundTrip(brokerClientOptionsFrom(config, `iagent-smoke-${process.pid}`), topic, signal);
+  return `${displayUrl(url)}: published and received on ${topic} in ${ms} ms`;
 }
