@@ -213,6 +213,9 @@ describe("serial console: Ctrl-C during a long answer, and a port that is missin
     terminal = new PtyTerminal(pair.b);
     await terminal.open();
     await agent.waitForLog("serial port is back; console open");
+    // The banner and its prompt may still be on the way: wait for them first, so the
+    // exchange below does not mistake the banner's prompt for the one after /status.
+    await terminal.waitFor(PROMPT);
     expect(await exchange(terminal, "/status\r")).toContain("history  0 messages");
   });
 
