@@ -39,7 +39,12 @@ function olderThan(version: string, minimum: readonly [number, number]): boolean
   return major < minimum[0] || (major === minimum[0] && minor < minimum[1]);
 }
 
-/** The one command that builds llama.cpp from the source node-llama-cpp ships (no download). */
+/**
+ * The one command that builds llama.cpp from the source node-llama-cpp ships (no download).
+ * Shown end to end in a Debian 11 root (README, Deploy): it clones llama/gitRelease.bundle with
+ * git, then runs `npm run cmake-js-llama` (the pack links node_modules/.bin/cmake-js and
+ * accepts CMake 3.16+); node-llama-cpp compiles with -march=native, one job per CPU up to 4.
+ */
 export function localBuildCommand(packageDir: string | null): string {
   const cli = packageDir ? path.join(packageDir, "dist", "cli", "cli.js") : "node_modules/node-llama-cpp/dist/cli/cli.js";
   return `node ${cli} source download --gpu false --noUsageExample`;
@@ -65,7 +70,7 @@ export function chooseEngine(host: EngineHost, install: EngineInstall): EngineCh
     throw new AgentError(
       "IA_ERR_GLIBC_TOO_OLD",
       `glibc ${host.glibcVersion} is older than ${MIN_GLIBC.join(".")}, which node-llama-cpp's prebuilt llama.cpp binaries need (Ubuntu 22.04+, Debian 12+). ` +
-        `Build the engine locally from the llama.cpp source that node-llama-cpp ships (needs cmake, g++ and git; no download), once: ${localBuildCommand(install.packageDir)}`,
+        `Build the engine locally from the llama.cpp source that node-llama-cpp ships (needs cmake 3.16+, make, g++, git and the npm that comes with Node.js; no download), once: ${localBuildCommand(install.packageDir)}`,
     );
   }
   return { kind: "prebuilt" };

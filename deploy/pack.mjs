@@ -8,7 +8,7 @@
 // on Linux, is fetched once with `npm pack` into a cache and reused.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, cpSync, openSync, readSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, cpSync, openSync, readSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -117,6 +117,19 @@ copyClosure("node-llama-cpp", root, (rel) => {
   // The llama.cpp source serves a local build on old-glibc Linux; Windows 10+ loads the prebuilts.
   return args.target === "win-x64" && rel === path.join("llama", "gitRelease.bundle");
 });
+// The local build (`cli.js source download`) runs `npm run cmake-js-llama`, which finds
+// cmake-js only through node_modules/.bin, as npm would have linked it.
+if (args.target === "linux-x64") {
+  mkdirSync(path.join(modules, ".bin"), { recursive: true });
+  symlinkSync(path.join("..", "cmake-js", "bin", "cmake-js"), path.join(modules, ".bin", "cmake-js"));
+  // node-llama-cpp asks for CMake 3.19, but its Linux CPU build needs only what llama.cpp
+  // needs (3.14): accept the CMake of Debian 11 (3.18) and Ubuntu 20.04 (3.16). The range
+  // keeps 3.19's policies on newer CMake.
+  const lists = path.join(modules, "node-llama-cpp", "llama", "CMakeLists.txt");
+  const text = readFileSync(lists, "utf8");
+  if (!text.startsWith("cmake_minimum_required(VERSION 3.19)")) fail(`${lists}: expected cmake_minimum_required(VERSION 3.19) on line 1`);
+  writeFileSync(lists, text.replace("cmake_minimum_required(VERSION 3.19)", "cmake_minimum_required(VERSION 3.16...3.19)"));
+}
 copyClosure("@serialport/bindings-cpp", root, (rel) => {
   const parts = rel.split(path.sep);
   if (parts[0] === "build" || parts[0] === "src" || rel === "binding.gyp") return true;

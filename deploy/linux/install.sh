@@ -23,7 +23,7 @@ case "$glibc" in
   2.[0-9]|2.[12][0-9]|2.3[0-3])
     if [ ! -f "$here/node_modules/node-llama-cpp/llama/lastBuild.json" ]; then
       echo "glibc $glibc is older than 2.34: the prebuilt llama.cpp binaries cannot load here." >&2
-      echo "Build the engine once from the source in this release (needs cmake, g++, git), then run install.sh again:" >&2
+      echo "Build the engine once from the source in this release (needs cmake 3.16+, make, g++, git, npm), then run install.sh again:" >&2
       echo "  (cd $here && node node_modules/node-llama-cpp/dist/cli/cli.js source download --gpu false --noUsageExample)" >&2
       exit 1
     fi ;;

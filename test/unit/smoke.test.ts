@@ -17,6 +17,7 @@ describe("engine preflight", () => {
     expect(refuse).toThrow(AgentError);
     expect(refuse).toThrow(/glibc 2\.31 is older than 2\.34/);
     expect(refuse).toThrow(localBuildCommand(install.packageDir));
+    expect(refuse).toThrow(/needs cmake 3\.16\+, make, g\+\+, git and the npm that comes with Node\.js; no download/);
     expect(localBuildCommand(install.packageDir)).toBe(
       "node /opt/instrument-agent/node_modules/node-llama-cpp/dist/cli/cli.js source download --gpu false --noUsageExample",
     );
