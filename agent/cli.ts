@@ -12,6 +12,7 @@ export interface CommandHandlers {
   ask(question: string, flags: Record<string, unknown>): Promise<number>;
   probe(flags: Record<string, unknown>): Promise<number>;
   smoke(flags: Record<string, unknown>): Promise<number>;
+  bench(flags: Record<string, unknown>): Promise<number>;
   scpi(query: string | undefined, flags: Record<string, unknown>): Promise<number>;
   modelsList(flags: Record<string, unknown>): Promise<number>;
   modelsPull(idOrUri: string, flags: Record<string, unknown>): Promise<number>;
@@ -136,6 +137,17 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
     .option("--smoke-timeout <ms>", "longest wait for each MQTT, serial or instrument check", "5000")
     .addHelpText("after", "\nExample:\n  instrument-agent smoke --model ./models-data/qwen2.5-0.5b-instruct-q8_0.gguf --mqtt mqtt://127.0.0.1 --json")
     .action((_opts, command: Command) => run(handlers.smoke(flagsOf(command))));
+
+  program
+    .command("bench")
+    .description("speed on one model and thread count: prompt and generation tokens/s, TTFT, load time, peak RSS; in process, over MQTT and with concurrent requesters, against the plain node-llama-cpp loop (--json)")
+    .option("--bench-runs <n>", "interleaved rounds; figures are medians", "5")
+    .option("--bench-prompt <tokens>", "prompt length in tokens, chat template included", "64")
+    .option("--bench-tokens <n>", "tokens generated per request", "64")
+    .option("--bench-concurrency <list>", "concurrent requester counts, comma-separated", "1,2,4")
+    .option("--llama-bench <file>", "also run llama.cpp's own llama-bench binary in every round, for the ratio to llama.cpp (README, Speed)")
+    .addHelpText("after", "\nWith --mqtt embedded (default) an in-process broker carries the MQTT run; --mqtt <url> uses that broker, --mqtt off skips it.\nExample:\n  instrument-agent bench --model ./models-data/synth-qwen2.5-0.5b-q8_0.gguf --threads auto --json")
+    .action((_opts, command: Command) => run(handlers.bench(flagsOf(command))));
 
   program
     .command("scpi")

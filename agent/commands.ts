@@ -210,6 +210,33 @@ export function createCommandHandlers(): CommandHandlers {
       return report.ok ? EXIT_OK : EXIT_CHECK_FAILED;
     },
 
+    async bench(flags) {
+      const local = ["benchRuns", "benchPrompt", "benchTokens", "benchConcurrency", "llamaBench"];
+      const whole = (key: string, min: number, max: number): number => {
+        const value = Number(flags[key]);
+        if (!Number.isInteger(value) || value < min || value > max) {
+          throw new AgentError("IA_ERR_USAGE", `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(flags[key])}`);
+        }
+        return value;
+      };
+      const { parseConcurrency, renderBench, runBench } = await import("./bench.js");
+      const options = {
+        runs: whole("benchRuns", 1, 100),
+        promptTokens: whole("benchPrompt", 8, 4096),
+        genTokens: whole("benchTokens", 2, 4096),
+        concurrency: parseConcurrency(flags.benchConcurrency),
+        llamaBench: typeof flags.llamaBench === "string" ? path.resolve(flags.llamaBench) : undefined,
+      };
+      const { config, logger } = setUp(flags, { logLevel: "warn", mqtt: "embedded" }, local);
+      const tty = process.stderr.isTTY;
+      const started = performance.now();
+      const progress = (text: string) => process.stderr.write(tty ? `\r\x1b[K${text}` : `bench ${((performance.now() - started) / 1000).toFixed(1)} s: ${text}\n`);
+      const report = await runBench({ config, logger, options, onStep: progress });
+      if (tty) process.stderr.write("\r\x1b[K");
+      process.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : renderBench(report));
+      return EXIT_OK;
+    },
+
     async modelsList(flags) {
       const { config } = setUp(flags, { logLevel: "warn" });
       const store = new ModelStore(config.modelsDir);

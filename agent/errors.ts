@@ -48,6 +48,7 @@ export const ERROR_CODES = {
   IA_ERR_SCPI_REFUSED: { exit: EXIT_USAGE, summary: "the SCPI line was refused by the read-only allowlist: it would change state or is not an allowlisted query; nothing was sent" },
   IA_ERR_INSTRUMENT_UNREACHABLE: { exit: EXIT_RUNTIME, summary: "the instrument cannot be reached: connection refused, port missing, or the link closed" },
   IA_ERR_SCPI_TIMEOUT: { exit: EXIT_RUNTIME, summary: "the instrument did not reply in time; the message carries its drained SYST:ERR? queue" },
+  IA_ERR_BENCH_REFERENCE: { exit: EXIT_RUNTIME, summary: "`bench --llama-bench`: the llama-bench binary failed or printed no pp/tg figures; the message carries its last lines" },
   IA_ERR_INTERNAL: { exit: EXIT_RUNTIME, summary: "an unexpected failure inside the agent (a bug: please report it)" },
 } as const satisfies Record<string, { exit: number; summary: string }>;
 

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import type { ChatHistoryItem, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
 import { preflightEngine } from "./preflight.js";
@@ -34,6 +34,24 @@ export interface LlamaRuntimeOptions {
   onLoadProgress?: (fraction: number) => void;
 }
 
+export interface RawEvaluationOptions {
+  /** Text whose first `promptTokens` tokens are evaluated as the prompt. */
+  text: string;
+  promptTokens: number;
+  /** Tokens to generate after the prompt (fewer if the model emits end-of-generation). */
+  maxTokens: number;
+}
+
+export interface RawEvaluationResult {
+  promptTokens: number;
+  completionTokens: number;
+  /** From the start of prompt evaluation to the first sampled token. */
+  ttftMs: number;
+  promptTokensPerSecond: number;
+  /** Generated tokens per second after the first token. */
+  tokensPerSecond: number;
+}
+
 /** Messages from llama.cpp that the agent must act on, not only log. */
 const MLOCK_FAILURE = /failed to mlock/i;
 
@@ -44,6 +62,14 @@ function readLockedBytes(): number | null {
     return match ? Number(match[1]) * 1024 : null;
   } catch {
     return null;
+  }
+}
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
   }
 }
 
@@ -168,7 +194,10 @@ export class LlamaRuntime implements ModelRuntime {
         completion: new LlamaCompletion({ contextSequence: sequence, autoDisposeSequence: false }),
       });
     }
-    const mlock = LlamaRuntime.#mlockState(options.mlock, llamaWarnings);
+    // llama.cpp's log lines reach JS asynchronously, so a "failed to mlock" can arrive after
+    // loadModel resolves: let them drain before judging (seen: the check said "locked").
+    if (options.mlock) await new Promise((resolve) => setTimeout(resolve, 100));
+    const mlock = LlamaRuntime.#mlockState(options.mlock, llamaWarnings, fileSize(options.modelPath));
     if (mlock.requested && !mlock.locked) log.warn({ fix: mlockFix() }, mlock.detail);
     const info: RuntimeInfo = {
       modelPath: options.modelPath,
@@ -185,11 +214,13 @@ export class LlamaRuntime implements ModelRuntime {
   }
 
   /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
-  static #mlockState(requested: boolean, warnings: string[]): MlockState {
+  static #mlockState(requested: boolean, warnings: string[], modelBytes: number): MlockState {
     if (!requested) return { requested, locked: false, lockedBytes: readLockedBytes(), detail: "mlock off as planned" };
     const failure = warnings.find((w) => MLOCK_FAILURE.test(w))?.split("\n")[0]?.replace(/^warning:\s*/, "");
     const lockedBytes = readLockedBytes();
-    const kernelSaysLocked = lockedBytes === null ? failure === undefined : lockedBytes > 0;
+    // Node itself may hold some locked pages: the model counts as locked only when VmLck
+    // covers most of its weights (the file minus its metadata).
+    const kernelSaysLocked = lockedBytes === null ? failure === undefined : lockedBytes >= modelBytes * 0.5;
     if (kernelSaysLocked && failure === undefined) {
       return { requested, locked: true, lockedBytes, detail: `model pinned in RAM${lockedBytes ? ` (${Math.round(lockedBytes / 2 ** 20)} MiB locked)` : ""}` };
     }
@@ -197,7 +228,7 @@ export class LlamaRuntime implements ModelRuntime {
       requested,
       locked: false,
       lockedBytes,
-      detail: `mlock was requested but did not take effect (${failure ?? "VmLck is 0"}); the model runs unlocked and may be paged out. Fix: ${mlockFix()}`,
+      detail: `mlock was requested but did not take effect (${failure ?? `VmLck is ${Math.round((lockedBytes ?? 0) / 2 ** 20)} MiB for a ${Math.round(modelBytes / 2 ** 20)} MiB model`}); the model runs unlocked and may be paged out. Fix: ${mlockFix()}`,
     };
   }
 
@@ -271,6 +302,38 @@ export class LlamaRuntime implements ModelRuntime {
         totalMs: round(finished - started),
         queuedMs: 0,
       },
+    };
+  }
+
+  /**
+   * The plain node-llama-cpp evaluation loop, `bench`'s in-process baseline: no chat
+   * template, no queue, greedy sampling straight from `LlamaContextSequence.evaluate` on
+   * the same context (threads, batch) that answers questions. Clears the slot's history,
+   * so run it only while the slot is idle.
+   */
+  async rawEvaluationBaseline(slotIndex: number, options: RawEvaluationOptions): Promise<RawEvaluationResult> {
+    const slot = this.#slots[slotIndex];
+    if (!slot) throw new AgentError("IA_ERR_INTERNAL", `no sequence slot ${slotIndex} (have ${this.#slots.length})`);
+    const tokens = this.#model.tokenize(options.text).slice(0, options.promptTokens);
+    await slot.sequence.clearHistory();
+    const started = performance.now();
+    let firstAt: number | undefined;
+    let generated = 0;
+    for await (const _token of slot.sequence.evaluate(tokens, { temperature: 0 })) {
+      firstAt ??= performance.now();
+      generated += 1;
+      if (generated >= options.maxTokens) break;
+    }
+    const finished = performance.now();
+    const ttftMs = (firstAt ?? finished) - started;
+    const generationSeconds = (finished - (firstAt ?? finished)) / 1000;
+    await slot.sequence.clearHistory();
+    return {
+      promptTokens: tokens.length,
+      completionTokens: generated,
+      ttftMs: round(ttftMs),
+      promptTokensPerSecond: ttftMs > 0 ? round((tokens.length * 1000) / ttftMs) : 0,
+      tokensPerSecond: generated > 1 && generationSeconds > 0 ? round((generated - 1) / generationSeconds) : 0,
     };
   }
 

@@ -1,0 +1,64 @@
+import path from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { runAgent } from "../helpers/bundle.js";
+import { tempDir } from "../helpers/models.js";
+
+// `bench` through the real bundle on the tiny model: every figure is reported with a sane
+// type. No timing is asserted here (STYLE.md): speed goals live in `bench` itself.
+const dir = tempDir("iagent-bench-");
+const tiny = path.join(dir, "t.gguf");
+
+beforeAll(async () => {
+  const synth = await runAgent(["models", "synth", "--shape", "tiny", "--out", tiny]);
+  expect(synth.code).toBe(0);
+});
+
+const positive = expect.any(Number);
+const figures = { runs: 1, promptTokens: positive, completionTokens: positive, ttftMs: positive, promptTokensPerSecond: positive, tokensPerSecond: positive };
+
+describe("bench", () => {
+  it("--json reports every figure in process, over the embedded broker and with concurrent requesters", async () => {
+    const args = ["bench", "--model", tiny, "--threads", "1", "--mlock", "off", "--log-level", "error", "--bench-runs", "1", "--bench-prompt", "24", "--bench-tokens", "8"];
+    const result = await runAgent([...args, "--bench-concurrency", "1,2", "--json"], { timeoutMs: 120_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as Record<string, any>;
+    expect(report).toMatchObject({
+      machine: { cpu: expect.any(String), physicalCores: positive, logicalCores: positive, node: process.version },
+      model: { path: tiny, fileBytes: positive },
+      threads: 1,
+      parallelSequences: 2,
+      runs: 1,
+      loadMs: positive,
+      startToLoadedMs: positive,
+      peakRssMiB: positive,
+      llamaBench: null,
+      raw: figures,
+      inProcess: figures,
+      mqtt: { ...figures, broker: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/) },
+    });
+    for (const key of ["raw", "inProcess", "mqtt"]) {
+      for (const value of Object.values(report[key] as Record<string, unknown>)) if (typeof value === "number") expect(value).toBeGreaterThanOrEqual(0);
+      expect(report[key].completionTokens).toBeGreaterThan(0);
+    }
+    expect(report.concurrency.map((c: { requesters: number }) => c.requesters)).toEqual([1, 2]);
+    for (const c of report.concurrency) expect(c.aggregateTokensPerSecond).toBeGreaterThan(0);
+    expect(report.ratios.rawVsLlamaBench).toEqual({ prompt: null, generation: null });
+    expect(report.ratios.mqttVsInProcess.generation).toBeGreaterThan(0);
+    expect(typeof report.ratios.mqttTtftOverheadMs).toBe("number");
+    expect(report.ratios.concurrencySpeedup).toBeGreaterThan(0);
+
+    const table = await runAgent([...args, "--bench-concurrency", "1", "--mqtt", "off"], { timeoutMs: 120_000 });
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^node-llama-cpp loop\s+\d/m);
+    expect(table.stdout).toMatch(/^agent, MQTT \(client's view\)\s+\(not run\)/m);
+  });
+
+  it("a bad --bench-concurrency or a missing --llama-bench binary is bad usage: exit 2", async () => {
+    const bad = await runAgent(["bench", "--model", tiny, "--bench-concurrency", "1,x"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--bench-concurrency");
+    const missing = await runAgent(["bench", "--model", tiny, "--llama-bench", path.join(dir, "no-such-llama-bench")]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--llama-bench");
+  });
+});
