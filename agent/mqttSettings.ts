@@ -5,7 +5,7 @@ import { AgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { LoadedAgent } from "./modelSetup.js";
 import { MqttTransport } from "./mqttTransport.js";
-import type { BrokerOptions } from "./mqttTransport.js";
+import type { BrokerLogin, BrokerOptions } from "./mqttTransport.js";
 import { VERSION } from "./version.js";
 
 /** Config checks and defaults for the MQTT API; fails fast at start with the flag named. */
@@ -43,10 +43,13 @@ export function parseBind(bind: string): { host: string; port: number } {
 
 /** The connection settings of a client of the configured broker (smoke's round trip). */
 export function brokerClientOptionsFrom(config: AgentConfig, clientId: string): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
+  return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config, false) };
+}
+
+/** Protocol, credentials and TLS files from the config; the embedded broker speaks 3.1.1 only. */
+function brokerLoginFrom(config: AgentConfig, embedded: boolean): BrokerLogin {
   return {
-    url: checkBrokerUrl(config.mqtt),
-    clientId,
-    protocolVersion: config.mqttVersion === "3.1.1" ? 4 : 5,
+    protocolVersion: embedded || config.mqttVersion === "3.1.1" ? 4 : 5,
     username: config.mqttUsername,
     password: config.mqttPassword,
     ca: config.mqttCa,
@@ -79,12 +82,7 @@ export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig,
     agentId: agentIdFrom(config),
     prefix: config.mqttPrefix,
     fleet: config.fleet,
-    protocolVersion: embedded || config.mqttVersion === "3.1.1" ? 4 : 5,
-    username: config.mqttUsername,
-    password: config.mqttPassword,
-    ca: config.mqttCa,
-    cert: config.mqttCert,
-    key: config.mqttKey,
+    ...brokerLoginFrom(config, embedded),
     payloadLimit: config.mqttPayloadLimit,
     rateLimitPerMinute: config.mqttRateLimit,
     healthIntervalMs: config.mqttHealthInterval * 1000,

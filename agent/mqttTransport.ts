@@ -24,10 +24,8 @@ export type { MqttClient, IPublishPacket };
 // ---------------------------------------------------------------------------------------
 // Connecting
 
-export interface BrokerOptions {
-  /** `mqtt://`, `mqtts://`, `ws://` or `wss://` URL; credentials in it are used and never shown. */
-  url: string;
-  clientId: string;
+/** How this agent logs in to a broker: protocol, credentials, TLS files. */
+export interface BrokerLogin {
   protocolVersion: 4 | 5;
   username?: string | undefined;
   password?: string | undefined;
@@ -35,6 +33,12 @@ export interface BrokerOptions {
   ca?: string | undefined;
   cert?: string | undefined;
   key?: string | undefined;
+}
+
+export interface BrokerOptions extends BrokerLogin {
+  /** `mqtt://`, `mqtts://`, `ws://` or `wss://` URL; credentials in it are used and never shown. */
+  url: string;
+  clientId: string;
   /** Keep the session (subscriptions, queued QoS 1 messages) this long after a disconnect; 0 starts clean. */
   sessionExpirySeconds: number;
   will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean } | undefined;
@@ -201,7 +205,7 @@ export async function brokerRoundTrip(options: Omit<BrokerOptions, "onMessage" |
 // ---------------------------------------------------------------------------------------
 // The transport
 
-export interface MqttTransportOptions {
+export interface MqttTransportOptions extends BrokerLogin {
   /** Broker URL; ignored when `embedded` is set (the broker's own URL is used). */
   url: string;
   /** Start this in-process broker first and connect to it (MQTT 3.1.1). Defaults to none. */
@@ -213,12 +217,6 @@ export interface MqttTransportOptions {
   prefix: string;
   /** Also serve `$share/<fleet>/<prefix>/fleet/<fleet>/ask`. Defaults to none. */
   fleet?: string | undefined;
-  protocolVersion: 4 | 5;
-  username?: string | undefined;
-  password?: string | undefined;
-  ca?: string | undefined;
-  cert?: string | undefined;
-  key?: string | undefined;
   /** Largest request payload read, bytes. */
   payloadLimit: number;
   /** Questions a minute per requester; 0 is no limit. */
