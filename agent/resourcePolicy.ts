@@ -228,18 +228,63 @@ function decideThreads(input: PlanInput, cores: Cores, reserve: Reserve, warning
   return { value, reason: `${count(value, "thread")}: ${why}; never more than the physical cores (4 threads on a busy 2-core host decoded about 50 times slower).${coreNote}` };
 }
 
-const int8Fast = (facts: HostFacts): boolean =>
-  facts.cpuFlags !== null && (facts.cpuFlags.avx512Vnni || facts.cpuFlags.avxVnni || facts.cpuFlags.amx);
-
-/** Q8_0 for models up to 1B on CPUs with int8 dot-product instructions (faster there, NOTES.md), Q4_K_M otherwise. */
-function preferredQuant(candidate: ModelCandidate, facts: HostFacts): string {
-  return candidate.parameterCount <= ONE_BILLION && int8Fast(facts) ? "Q8_0" : "Q4_K_M";
+/** The int8 dot-product instructions that make Q8_0 fast, by name; empty when none or unknown. */
+function int8Features(facts: HostFacts): string[] {
+  const flags = facts.cpuFlags;
+  if (flags === null) return [];
+  return [flags.avx512Vnni && "AVX-512 VNNI", flags.avxVnni && "AVX-VNNI", flags.amx && "AMX"].filter((name): name is string => typeof name === "string");
 }
 
-function quantWhy(facts: HostFacts): string {
-  if (facts.cpuFlags === null) return "CPU flags unknown, so Q4_K_M is preferred (fewer bytes per token)";
-  if (int8Fast(facts)) return "the CPU has AVX-512 VNNI, AVX-VNNI or AMX, so Q8_0 is preferred for models up to 1B (faster there) and Q4_K_M above";
-  return "the CPU has no VNNI/AMX, so Q4_K_M is preferred (fewer bytes per token on memory-bound decoding)";
+/**
+ * Q8_0 for models up to 1B on CPUs with VNNI or AMX, Q4_K_M otherwise. Qwen2.5-0.5B's 896-wide
+ * rows are no multiple of K-quants' 256-weight blocks, so its Q4_K_M falls back to wider types
+ * (6.35 bits/weight) and saves little over Q8_0, whose int8 kernels those instructions speed up
+ * (NOTES.md, "Speed measured here").
+ */
+function preferredQuant(candidate: ModelCandidate, facts: HostFacts): string {
+  return candidate.parameterCount <= ONE_BILLION && int8Features(facts).length > 0 ? "Q8_0" : "Q4_K_M";
+}
+
+const sameQuant = (a: string, b: string): boolean => a.toUpperCase() === b.toUpperCase();
+
+/** Why `preferredQuant` prefers what it does for this candidate, as a clause. */
+function preferenceCause(candidate: ModelCandidate, facts: HostFacts): string {
+  const int8 = int8Features(facts).join(" and ");
+  if (facts.cpuFlags === null) return "CPU flags unknown, so VNNI/AMX cannot be assumed";
+  if (int8 === "") return "the CPU has no VNNI/AMX (AVX-512 VNNI, AVX-VNNI or AMX)";
+  if (candidate.parameterCount > ONE_BILLION) return `this CPU has ${int8}, but Q8_0 is preferred there only for models up to 1B`;
+  return `this CPU has ${int8}, where Q8_0 runs models up to 1B faster than Q4_K_M (Qwen2.5-0.5B's Q4_K_M is really 6.35 bits/weight, NOTES.md)`;
+}
+
+/** Why the chosen model has its quantization, as one clause without a full stop. */
+function quantReason(
+  chosen: ModelCandidate,
+  candidates: readonly ModelCandidate[],
+  pool: readonly ModelCandidate[],
+  facts: HostFacts,
+  needOf: (c: ModelCandidate) => number,
+  budget: number,
+): string {
+  const quant = chosen.quant.toUpperCase();
+  const isSibling = (c: ModelCandidate): boolean => c.baseModel === chosen.baseModel && c.id !== chosen.id;
+  const siblings = candidates.filter(isSibling);
+  if (siblings.length === 0) return `${quant}: the only quantization of ${chosen.baseModel} in the catalog`;
+  const preferred = preferredQuant(chosen, facts);
+  const cause = preferenceCause(chosen, facts);
+  if (sameQuant(chosen.quant, preferred)) {
+    const others = [...new Set(pool.filter(isSibling).map((c) => c.quant.toUpperCase()))];
+    const outcome = preferred === "Q8_0" ? "and it fits" : "so the smaller Q4_K_M is kept";
+    return `${others.length === 0 ? quant : `${quant} over ${others.join(" and ")}`}: ${cause}, ${outcome}`;
+  }
+  const better = pool.find((c) => isSibling(c) && sameQuant(c.quant, preferred));
+  const missing = siblings.find((c) => sameQuant(c.quant, preferred));
+  const blocker =
+    better !== undefined
+      ? `${better.id} needs ${formatBytes(needOf(better))}, more than the ${formatBytes(budget)} budget`
+      : missing !== undefined
+        ? `${missing.id} is not available`
+        : `the catalog has no ${preferred} of ${chosen.baseModel}`;
+  return `${quant}: ${cause}, so ${preferred} would be preferred, but ${blocker}`;
 }
 
 /** Largest first; within one base model the preferred quantization first. */
@@ -247,8 +292,8 @@ function orderCandidates(candidates: readonly ModelCandidate[], facts: HostFacts
   return [...candidates].sort((a, b) => {
     if (a.parameterCount !== b.parameterCount) return b.parameterCount - a.parameterCount;
     if (a.baseModel !== b.baseModel) return a.baseModel.localeCompare(b.baseModel);
-    const pa = a.quant.toUpperCase() === preferredQuant(a, facts) ? 0 : 1;
-    const pb = b.quant.toUpperCase() === preferredQuant(b, facts) ? 0 : 1;
+    const pa = sameQuant(a.quant, preferredQuant(a, facts)) ? 0 : 1;
+    const pb = sameQuant(b.quant, preferredQuant(b, facts)) ? 0 : 1;
     return pa - pb || a.footprint.fileBytes - b.footprint.fileBytes;
   });
 }
@@ -303,7 +348,8 @@ function chooseCandidate(
       fits: true,
       reason:
         `${chosen.id} (${formatBytes(chosen.footprint.fileBytes)}): the largest catalog model that fits the ${formatBytes(budget)} budget with a ` +
-        `${n(contextOf(chosen))}-token context (needs ${formatBytes(needOf(chosen))}); ${poolNote}; ${quantWhy(facts)}.${largerNote}`,
+        `${n(contextOf(chosen))}-token context (needs ${formatBytes(needOf(chosen))}); ${poolNote}. ` +
+        `${quantReason(chosen, candidates, pool, facts, needOf, budget)}.${largerNote}`,
     };
   }
   const smallest = [...ordered].sort((a, b) => needOf(a) - needOf(b))[0];

@@ -123,6 +123,36 @@ const VNNI_SERVER = host({
   memlockLimitBytes: null,
 });
 
+/** An Alder Lake laptop: AVX2 and AVX-VNNI, no AVX-512, 16 GB. */
+const AVX_VNNI_LAPTOP = host({
+  cpuModel: "12th Gen Intel(R) Core(TM) i5-1235U",
+  physicalCores: 10,
+  logicalCores: 12,
+  totalMemBytes: 16 * GiB,
+  availableMemBytes: 12 * GiB,
+  cpuFlags: { ...HASWELL_CLASS, avxVnni: true },
+});
+
+/** A Sapphire Rapids server: AVX-512 VNNI and AMX. */
+const AMX_SERVER = host({
+  cpuModel: "Intel(R) Xeon(R) Platinum 8480+",
+  physicalCores: 56,
+  logicalCores: 112,
+  totalMemBytes: 256 * GiB,
+  availableMemBytes: 240 * GiB,
+  cpuFlags: { ...HASWELL_CLASS, avx512: true, avx512Vnni: true, amx: true },
+  memlockLimitBytes: null,
+});
+
+/** A Linux VM whose /proc/cpuinfo has no flags line (the probe then reports cpuFlags null). */
+const NO_FLAGS_LINE = host({
+  cpuModel: "QEMU Virtual CPU",
+  physicalCores: 2,
+  logicalCores: 2,
+  cpuFlags: null,
+  notes: ["/proc/cpuinfo has no flags line: CPU features unknown"],
+});
+
 const AUTO: ResourceRequest = { threads: "auto", mlock: "auto", contextSize: "auto", parallelSequences: "auto" };
 
 /** The catalog as the policy's candidates: a catalog entry plus `available`. */
@@ -149,6 +179,9 @@ const HOSTS: Array<[string, HostFacts]> = [
   ["this machine", THIS_MACHINE],
   ["4 GB box, memlock 64 KiB", BOX_4G],
   ["VNNI server", VNNI_SERVER],
+  ["AVX-VNNI laptop", AVX_VNNI_LAPTOP],
+  ["AMX server", AMX_SERVER],
+  ["no flags line", NO_FLAGS_LINE],
 ];
 const SHAPES: DeploymentShape[] = ["on-instrument", "beside-instrument"];
 
@@ -413,5 +446,74 @@ describe("model choice", () => {
     const p = plan(ht, "beside-instrument");
     expect(p.threads.value).toBe(3);
     expect(p.threads.reason).toMatch(/half of the 8 logical CPUs/);
+  });
+});
+
+describe("quantization between entries of one base model", () => {
+  const QWEN25_05B = "qwen2.5-0.5b-instruct";
+  const onlyQwen25 = catalog((c) => c.baseModel === QWEN25_05B);
+  /** The policy's need for a catalog model at the context candidates are sized with. */
+  const needOf = (id: string): number => estimateMemory(footprintOf(id), CANDIDATE_MIN_CONTEXT, 1).totalBytes;
+
+  it("chooses Q8_0 on a CPU with AVX-VNNI and says why", () => {
+    const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, onlyQwen25);
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q8_0");
+    expect(p.model.reason).toMatch(/Q8_0 over Q4_K_M: this CPU has AVX-VNNI, where Q8_0 runs models up to 1B faster than Q4_K_M .*NOTES\.md.*, and it fits/);
+  });
+
+  it("chooses Q8_0 on a CPU with AVX-512 VNNI and AMX, naming both", () => {
+    const p = plan(AMX_SERVER, "beside-instrument", {}, onlyQwen25);
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q8_0");
+    expect(p.model.reason).toMatch(/this CPU has AVX-512 VNNI and AMX/);
+  });
+
+  it("keeps Q4_K_M on an AVX2-only CPU (this machine)", () => {
+    const p = plan(THIS_MACHINE, "beside-instrument", {}, onlyQwen25);
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+    expect(p.model.reason).toMatch(/Q4_K_M over Q8_0: the CPU has no VNNI\/AMX .*so the smaller Q4_K_M is kept/);
+  });
+
+  it("keeps Q4_K_M when /proc/cpuinfo has no flags line", () => {
+    const p = plan(NO_FLAGS_LINE, "beside-instrument", {}, onlyQwen25);
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+    expect(p.model.reason).toMatch(/Q4_K_M over Q8_0: CPU flags unknown, so VNNI\/AMX cannot be assumed/);
+  });
+
+  it("falls back to Q4_K_M on a VNNI CPU when Q8_0 does not fit, with both sizes in the reason", () => {
+    const q4 = needOf("qwen2.5-0.5b-instruct-q4_k_m");
+    const q8 = needOf("qwen2.5-0.5b-instruct-q8_0");
+    expect(q8).toBeGreaterThan(q4);
+    const reserveMemMiB = 512;
+    const tight = { ...AVX_VNNI_LAPTOP, totalMemBytes: 2 * GiB, availableMemBytes: reserveMemMiB * MiB + Math.round((q4 + q8) / 2) };
+    const p = plan(tight, "beside-instrument", { reserveMemMiB });
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+    expect(p.memory.fits).toBe(true);
+    expect(p.model.reason).toMatch(/Q4_K_M: this CPU has AVX-VNNI, .*so Q8_0 would be preferred, but qwen2\.5-0\.5b-instruct-q8_0 needs [\d,]+ MiB, more than the [\d,]+ MiB budget/);
+  });
+
+  it("says so when the preferred Q8_0 is not available", () => {
+    const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, catalog((c) => c.baseModel === QWEN25_05B && c.quant === "Q4_K_M"));
+    expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+    expect(p.model.reason).toMatch(/so Q8_0 would be preferred, but qwen2\.5-0\.5b-instruct-q8_0 is not available/);
+  });
+
+  it("keeps Q4_K_M above 1B on a VNNI CPU and says the preference stops at 1B", () => {
+    const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, catalog((c) => c.baseModel === "qwen2.5-1.5b-instruct"));
+    expect(p.model.id).toBe("qwen2.5-1.5b-instruct-q4_k_m");
+    expect(p.model.reason).toMatch(/Q4_K_M over Q8_0: this CPU has AVX-VNNI, but Q8_0 is preferred there only for models up to 1B/);
+  });
+
+  it("says when a model has only one quantization in the catalog", () => {
+    const p = plan(CORE2_4G, "beside-instrument");
+    expect(p.model.id).toBe("qwen3-0.6b-q8_0");
+    expect(p.model.reason).toMatch(/Q8_0: the only quantization of qwen3-0\.6b in the catalog/);
+  });
+
+  it("leaves an explicitly named model as it is, whatever the CPU", () => {
+    for (const facts of [AVX_VNNI_LAPTOP, AMX_SERVER, THIS_MACHINE, NO_FLAGS_LINE]) {
+      const p = plan(facts, "beside-instrument", {}, footprintOf("qwen2.5-0.5b-instruct-q4_k_m"));
+      expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
+      expect(p.model.reason).toMatch(/named explicitly/);
+    }
   });
 });
