@@ -1,16 +1,16 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { AnswerService } from "./answerService.js";
 import type { AgentConfig } from "./config.js";
 import { AgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import type { LlamaRuntime } from "./llamaRuntime.js";
+import type { EngineRuntime } from "./modelRuntime.js";
 import { prepareModel } from "./modelSetup.js";
+import { peakRssBytes } from "./processStats.js";
 import { RequestQueue } from "./requestQueue.js";
 import type { BenchMqtt } from "./benchMqtt.js";
-import { checkReferenceBinary, runReference } from "./benchReference.js";
+import { checkReferenceBinary, runBatchedReference, runReference } from "./benchReference.js";
 import type { ReferenceSample } from "./benchReference.js";
-import { median, medians, ratio, round, sampleFrom } from "./benchStats.js";
+import { concurrentThroughput, median, medians, ratio, round, sampleFrom } from "./benchStats.js";
 import type { Sample, SampleMedians } from "./benchStats.js";
 
 /**
@@ -31,12 +31,19 @@ export interface BenchOptions {
   concurrency: number[];
   /** llama.cpp's `llama-bench` binary for the reference; undefined leaves it out. */
   llamaBench?: string | undefined;
+  /** llama.cpp's `llama-batched-bench` binary, the reference for concurrent requesters; undefined leaves it out. */
+  llamaBatchedBench?: string | undefined;
 }
 
 export interface ConcurrencyFigure {
   requesters: number;
-  /** All requesters' generated tokens over the wall time from the first request to the last answer. */
+  /** Generated tokens per second while every requester is generating (benchStats.concurrentThroughput). */
   aggregateTokensPerSecond: number;
+  /** All generated tokens over the wall time from the first request to the last answer, prompts included. */
+  endToEndTokensPerSecond: number;
+  /** llama-batched-bench's generation tokens/s with as many sequences, when run. */
+  llamaBatchedBench: number | null;
+  vsLlamaBatchedBench: number | null;
   /** Median of each requester's own generation speed. */
   perRequesterTokensPerSecond: number;
   ttftMs: number;
@@ -44,7 +51,7 @@ export interface ConcurrencyFigure {
 }
 
 export interface BenchReport {
-  machine: { cpu: string; physicalCores: number; logicalCores: number; memoryGiB: number; os: string; node: string; backend: string; uvThreadpoolSize: string | null };
+  machine: { cpu: string; physicalCores: number; logicalCores: number; memoryGiB: number; os: string; node: string; backend: string; engine: "process" | "inline"; uvThreadpoolSize: string | null };
   model: { path: string; label: string; fileBytes: number; fileType: string };
   threads: number;
   threadsReason: string;
@@ -55,7 +62,9 @@ export interface BenchReport {
   loadMs: number;
   /** Process start (Node's time origin) to model loaded. */
   startToLoadedMs: number;
+  /** Peak resident sets of the agent and its engine process added (both run llama.cpp's share of RAM). */
   peakRssMiB: number;
+  peakRssByProcessMiB: { agent: number; engine: number | null };
   llamaBench: { promptTokensPerSecond: number; tokensPerSecond: number } | null;
   raw: SampleMedians;
   inProcess: SampleMedians;
@@ -76,20 +85,10 @@ export interface BenchReport {
 const WORDS = "measure the signal level at the center frequency with a narrow resolution bandwidth and report the marker".split(" ");
 
 /** A user text that, with the chat template and a short system prompt, comes to about `tokens` tokens. */
-function promptText(runtime: LlamaRuntime, tokens: number): string {
+async function promptText(runtime: EngineRuntime, tokens: number): Promise<string> {
   const words: string[] = [];
-  for (let i = 0; runtime.countTokens(words.join(" ")) < tokens && i < tokens * 4; i++) words.push(WORDS[i % WORDS.length]!);
+  for (let i = 0; (await runtime.countTokens(words.join(" "))) < tokens && i < tokens * 4; i++) words.push(WORDS[i % WORDS.length]!);
   return words.join(" ");
-}
-
-function readHwmBytes(): number {
-  try {
-    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync("/proc/self/status", "utf8"));
-    if (match) return Number(match[1]) * 1024;
-  } catch {
-    // not Linux: resourceUsage below
-  }
-  return process.resourceUsage().maxRSS * 1024;
 }
 
 interface Round {
@@ -97,7 +96,8 @@ interface Round {
   raw?: Sample;
   inProcess?: Sample;
   mqtt?: Sample;
-  concurrency: Map<number, { aggregate: number; perRequester: number; ttftMs: number }>;
+  concurrency: Map<number, { aggregate: number; endToEnd: number; perRequester: number; ttftMs: number }>;
+  batchedReference?: Map<number, number>;
 }
 
 export interface BenchDeps {
@@ -110,13 +110,14 @@ export interface BenchDeps {
 
 export async function runBench({ config, logger, options, onStep }: BenchDeps): Promise<BenchReport> {
   if (options.llamaBench !== undefined) checkReferenceBinary(options.llamaBench);
+  if (options.llamaBatchedBench !== undefined) checkReferenceBinary(options.llamaBatchedBench, "--llama-batched-bench");
   const prepared = await prepareModel(config, logger);
   const { plan, model, summary, facts } = prepared;
   const threads = plan.threads.value;
   const parallel = Math.max(1, ...options.concurrency);
-  const { LlamaRuntime } = await import("./llamaRuntime.js");
+  const { startEngine } = await import("./engineProcess.js");
   onStep?.(`loading ${model.label} with ${threads} threads and ${parallel} sequences`);
-  const runtime = await LlamaRuntime.load({
+  const runtime = await startEngine({
     modelPath: model.path,
     modelLabel: model.label,
     isDemo: model.isDemo,
@@ -125,7 +126,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     parallelSequences: parallel,
     mlock: plan.mlock.value,
     logger,
-  });
+  }, config.engine);
   const startToLoadedMs = Math.round(performance.now());
   const service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), { system: "", params: {} });
   let mqtt: BenchMqtt | undefined;
@@ -148,25 +149,25 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     let serial = 0;
     const system = () => `Run ${++serial}.`;
     const probe = await service.answer({ mode: "chat", system: system(), messages: [{ role: "user", content: "hi" }], params: { temperature: 0, maxTokens: 1 } });
-    const overhead = Math.max(0, probe.usage.promptTokens - runtime.countTokens("hi"));
-    const text = promptText(runtime, Math.max(1, options.promptTokens - overhead));
+    const overhead = Math.max(0, probe.usage.promptTokens - (await runtime.countTokens("hi")));
+    const text = await promptText(runtime, Math.max(1, options.promptTokens - overhead));
     const ask = { maxTokens: options.genTokens, prompt: text };
 
-    const inProcess = async (): Promise<Sample> => {
+    const timedAnswer = async () => {
       let firstAt: number | undefined;
       const startedAt = performance.now();
       const result = await service.answer(
         { mode: "chat", system: system(), messages: [{ role: "user", content: text }], params: { temperature: 0, maxTokens: options.genTokens } },
         { onDelta: () => (firstAt ??= performance.now()) },
       );
-      return sampleFrom({ startedAt, firstAt, finishedAt: performance.now(), ...result.usage });
+      return { startedAt, firstAt, finishedAt: performance.now(), ...result.usage };
     };
+    const inProcess = async (): Promise<Sample> => sampleFrom(await timedAnswer());
     const concurrent = async (requesters: number) => {
-      const startedAt = performance.now();
-      const samples = await Promise.all(Array.from({ length: requesters }, () => inProcess()));
-      const seconds = (performance.now() - startedAt) / 1000;
-      const tokens = samples.reduce((sum, s) => sum + s.completionTokens, 0);
-      return { aggregate: round(tokens / seconds), perRequester: median(samples.map((s) => s.tokensPerSecond)), ttftMs: median(samples.map((s) => s.ttftMs)) };
+      const timings = await Promise.all(Array.from({ length: requesters }, () => timedAnswer()));
+      const samples = timings.map((t) => sampleFrom(t));
+      const throughput = concurrentThroughput(timings);
+      return { aggregate: throughput.generation, endToEnd: throughput.endToEnd, perRequester: median(samples.map((s) => s.tokensPerSecond)), ttftMs: median(samples.map((s) => s.ttftMs)) };
     };
     const raw = () => runtime.rawEvaluationBaseline(0, { text: `${text} ${text}`, promptTokens: options.promptTokens, maxTokens: options.genTokens });
 
@@ -183,6 +184,11 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
         const binary = options.llamaBench;
         steps.push(["llama-bench", async () => void (round.reference = await runReference({ binary, modelPath: model.path, threads, promptTokens: options.promptTokens, genTokens: options.genTokens }))]);
       }
+      if (options.llamaBatchedBench !== undefined) {
+        const binary = options.llamaBatchedBench;
+        const reference = { binary, modelPath: model.path, threads, promptTokens: options.promptTokens, genTokens: options.genTokens, parallel: options.concurrency };
+        steps.push(["llama-batched-bench", async () => void (round.batchedReference = await runBatchedReference(reference))]);
+      }
       steps.push(["node-llama-cpp loop", async () => void (round.raw = await raw())]);
       steps.push(["in process", async () => void (round.inProcess = await inProcess())]);
       if (mqtt) {
@@ -196,11 +202,16 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       for (let i = 0; i < steps.length; i++) {
         const [name, step] = steps[(i + r) % steps.length]!;
         onStep?.(`round ${r + 1}/${options.runs}: ${name}`);
+        // Every path starts from empty sequences, so each evaluates its whole prompt: without
+        // this the KV cache of whatever ran before shortened some prompts and not others.
+        await runtime.resetSlots();
         await step();
       }
       rounds.push(round);
     }
-    return report({ rounds, options, runtime, threads, threadsReason: plan.threads.reason, parallel, startToLoadedMs, mqtt, prepared: { model, summary, facts } });
+    const engineStats = await runtime.stats();
+    const enginePeak = runtime.info.engine === "process" ? engineStats.peakRssBytes : null;
+    return report({ rounds, options, runtime, threads, threadsReason: plan.threads.reason, parallel, startToLoadedMs, mqtt, enginePeakRssBytes: enginePeak, prepared: { model, summary, facts } });
   } finally {
     await mqtt?.close();
     await runtime.dispose();
@@ -210,7 +221,8 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
 interface ReportInput {
   rounds: Round[];
   options: BenchOptions;
-  runtime: LlamaRuntime;
+  runtime: EngineRuntime;
+  enginePeakRssBytes: number | null;
   threads: number;
   threadsReason: string;
   parallel: number;
@@ -234,19 +246,34 @@ function report(input: ReportInput): BenchReport {
   const concurrency = options.concurrency.map((requesters) => {
     const figures = defined(rounds.map((r) => r.concurrency.get(requesters)));
     const aggregate = median(figures.map((f) => f.aggregate));
+    const batched = defined(rounds.map((r) => r.batchedReference?.get(requesters)));
+    const reference = batched.length ? median(batched) : null;
     return {
       requesters,
       aggregateTokensPerSecond: aggregate,
+      endToEndTokensPerSecond: median(figures.map((f) => f.endToEnd)),
+      llamaBatchedBench: reference,
+      vsLlamaBatchedBench: ratio(aggregate, reference),
       perRequesterTokensPerSecond: median(figures.map((f) => f.perRequester)),
       ttftMs: median(figures.map((f) => f.ttftMs)),
       vsSingle: options.concurrency.includes(1) ? ratio(aggregate, single) : null,
     };
   });
   const most = concurrency.reduce<ConcurrencyFigure | undefined>((best, c) => (best && best.requesters >= c.requesters ? best : c), undefined);
-  const versus = (a: { promptTokensPerSecond: number; tokensPerSecond: number } | null, b: { promptTokensPerSecond: number; tokensPerSecond: number } | null) => ({
+  type Speeds = { promptTokensPerSecond: number; tokensPerSecond: number };
+  const versus = (a: Speeds | null, b: Speeds | null) => ({
     prompt: ratio(a?.promptTokensPerSecond, b?.promptTokensPerSecond),
     generation: ratio(a?.tokensPerSecond, b?.tokensPerSecond),
   });
+  // Against llama-bench, the median of each round's own ratio: the machine's speed drifts
+  // between rounds (here by 10-20% within minutes), and a ratio taken within one round
+  // cancels that drift where a ratio of medians does not.
+  const perRound = (pick: (round: Round) => Speeds | undefined) => {
+    const pairs = rounds.filter((r) => r.reference && pick(r));
+    if (pairs.length === 0) return { prompt: null, generation: null };
+    const of = (key: keyof Speeds) => median(pairs.map((r) => ratio(pick(r)![key], r.reference![key]) ?? Number.NaN), 3);
+    return { prompt: of("promptTokensPerSecond"), generation: of("tokensPerSecond") };
+  };
   const facts = prepared.facts;
   return {
     machine: {
@@ -257,7 +284,9 @@ function report(input: ReportInput): BenchReport {
       os: [facts.distro ?? facts.platform, facts.osRelease].join(" "),
       node: process.version,
       backend: runtime.info.backend,
-      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? null,
+      engine: runtime.info.engine,
+      // The engine process always runs with one pool thread (engineProcess.ts); inline, the agent's own setting applies.
+      uvThreadpoolSize: runtime.info.engine === "process" ? "1" : (process.env.UV_THREADPOOL_SIZE ?? null),
     },
     model: { path: prepared.model.path, label: prepared.model.label, fileBytes: prepared.summary.fileBytes, fileType: String(prepared.summary.fileType) },
     threads: input.threads,
@@ -268,16 +297,17 @@ function report(input: ReportInput): BenchReport {
     genTokens: options.genTokens,
     loadMs: runtime.info.loadMs,
     startToLoadedMs: input.startToLoadedMs,
-    peakRssMiB: round(readHwmBytes() / 2 ** 20, 1),
+    peakRssMiB: round((peakRssBytes() + (input.enginePeakRssBytes ?? 0)) / 2 ** 20, 1),
+    peakRssByProcessMiB: { agent: round(peakRssBytes() / 2 ** 20, 1), engine: input.enginePeakRssBytes === null ? null : round(input.enginePeakRssBytes / 2 ** 20, 1) },
     llamaBench,
     raw,
     inProcess,
     mqtt,
     concurrency,
     ratios: {
-      rawVsLlamaBench: versus(raw, llamaBench),
-      inProcessVsLlamaBench: versus(inProcess, llamaBench),
-      mqttVsLlamaBench: versus(mqtt, llamaBench),
+      rawVsLlamaBench: perRound((r) => r.raw),
+      inProcessVsLlamaBench: perRound((r) => r.inProcess),
+      mqttVsLlamaBench: perRound((r) => r.mqtt),
       mqttVsInProcess: versus(mqtt, inProcess),
       mqttTtftOverheadMs: mqtt ? round(mqtt.ttftMs - inProcess.ttftMs) : null,
       concurrencySpeedup: most && most.requesters > 1 ? most.vsSingle : null,
@@ -293,7 +323,7 @@ export function renderBench(r: BenchReport): string {
     `bench: ${r.model.label} (${path.basename(r.model.path)}, ${r.model.fileType}, ${(r.model.fileBytes / 1e6).toFixed(0)} MB), ${r.threads} threads, ` +
       `prompt ${r.promptTokens} tokens, ${r.genTokens} generated, medians of ${r.runs} interleaved rounds`,
     `machine: ${m.cpu}, ${m.physicalCores} cores / ${m.logicalCores} logical, ${m.memoryGiB} GiB, ${m.os}, node ${m.node}, ${m.backend}` +
-      `${m.uvThreadpoolSize ? `, UV_THREADPOOL_SIZE=${m.uvThreadpoolSize}` : ""}`,
+      `, engine ${m.engine}${m.uvThreadpoolSize ? ` (UV_THREADPOOL_SIZE=${m.uvThreadpoolSize})` : ""}`,
     `threads: ${r.threadsReason}`,
     "",
     `${"path".padEnd(30)}${"prompt tok/s".padStart(13)}${"gen tok/s".padStart(11)}${"TTFT ms".padStart(9)}   vs llama-bench (prompt / gen)`,
@@ -307,11 +337,17 @@ export function renderBench(r: BenchReport): string {
   lines.push(row("agent, in process", r.inProcess, r.ratios.inProcessVsLlamaBench));
   lines.push(row("agent, MQTT (client's view)", r.mqtt, r.ratios.mqttVsLlamaBench));
   if (r.mqtt) lines.push(`MQTT vs in process: prompt ${fmt(r.ratios.mqttVsInProcess.prompt, 3)}, gen ${fmt(r.ratios.mqttVsInProcess.generation, 3)}, TTFT +${fmt(r.ratios.mqttTtftOverheadMs)} ms (${r.mqtt.broker})`);
-  lines.push("", `${"requesters".padEnd(12)}${"aggregate gen tok/s".padStart(21)}${"each tok/s".padStart(12)}${"TTFT ms".padStart(9)}${"vs 1".padStart(8)}`);
+  lines.push(
+    "",
+    `${"requesters".padEnd(12)}${"aggregate gen tok/s".padStart(21)}${"end to end".padStart(12)}${"each tok/s".padStart(12)}${"TTFT ms".padStart(9)}${"vs 1".padStart(8)}${"batched-bench".padStart(15)}${"vs it".padStart(8)}`,
+  );
   for (const c of r.concurrency) {
-    lines.push(`${String(c.requesters).padEnd(12)}${fmt(c.aggregateTokensPerSecond).padStart(21)}${fmt(c.perRequesterTokensPerSecond).padStart(12)}${fmt(c.ttftMs).padStart(9)}${fmt(c.vsSingle, 2).padStart(8)}`);
+    lines.push(
+      `${String(c.requesters).padEnd(12)}${fmt(c.aggregateTokensPerSecond).padStart(21)}${fmt(c.endToEndTokensPerSecond).padStart(12)}${fmt(c.perRequesterTokensPerSecond).padStart(12)}` +
+        `${fmt(c.ttftMs).padStart(9)}${fmt(c.vsSingle, 2).padStart(8)}${fmt(c.llamaBatchedBench).padStart(15)}${fmt(c.vsLlamaBatchedBench, 2).padStart(8)}`,
+    );
   }
-  lines.push("", `load ${r.loadMs} ms (process start to loaded ${r.startToLoadedMs} ms), peak RSS ${fmt(r.peakRssMiB)} MiB, ${r.parallelSequences} sequences`);
+  lines.push("", `load ${r.loadMs} ms (process start to loaded ${r.startToLoadedMs} ms), peak RSS ${fmt(r.peakRssMiB)} MiB (agent ${fmt(r.peakRssByProcessMiB.agent)}, engine ${fmt(r.peakRssByProcessMiB.engine)}), ${r.parallelSequences} sequences`);
   return `${lines.join("\n")}\n`;
 }
 

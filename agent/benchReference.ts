@@ -28,9 +28,46 @@ interface LlamaBenchRow {
   avg_ts?: number;
 }
 
-export function checkReferenceBinary(binary: string): string {
-  if (!existsSync(binary)) throw new AgentError("IA_ERR_USAGE", `--llama-bench: no file at ${binary}; build llama-bench first (README, "Speed") or leave the flag out`);
+export function checkReferenceBinary(binary: string, flag = "--llama-bench"): string {
+  if (!existsSync(binary)) throw new AgentError("IA_ERR_USAGE", `${flag}: no file at ${binary}; build it first (README, "Speed") or leave the flag out`);
   return binary;
+}
+
+export interface BatchedReferenceOptions extends ReferenceOptions {
+  /** Parallel sequence counts, e.g. [1, 2, 4]. */
+  parallel: number[];
+}
+
+/**
+ * llama.cpp's `llama-batched-bench`: generation tokens/s with n sequences decoded in one
+ * batch, the ceiling for the agent's concurrent requesters on this CPU. Keyed by n.
+ */
+export function runBatchedReference(options: BatchedReferenceOptions): Promise<Map<number, number>> {
+  const most = Math.max(...options.parallel);
+  const args = [
+    "-m", options.modelPath, "-t", String(options.threads), "-c", String(most * (options.promptTokens + options.genTokens + 16)), "-b", "512",
+    "-npp", String(options.promptTokens), "-ntg", String(options.genTokens), "-npl", options.parallel.join(","), "-fa", "off", "--output-format", "jsonl",
+  ];
+  return new Promise((resolve, reject) => {
+    execFile(options.binary, args, { maxBuffer: 8 * 2 ** 20, timeout: 600_000 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new AgentError("IA_ERR_BENCH_REFERENCE", `llama-batched-bench ${args.join(" ")} failed: ${error.message}${stderr ? `; ${stderr.trim().split("\n").slice(-2).join("; ")}` : ""}`, { cause: error }));
+        return;
+      }
+      const figures = new Map<number, number>();
+      for (const line of stdout.split("\n")) {
+        if (!line.startsWith("{")) continue;
+        try {
+          const row = JSON.parse(line) as { pl?: number; speed_tg?: number };
+          if (typeof row.pl === "number" && typeof row.speed_tg === "number") figures.set(row.pl, row.speed_tg);
+        } catch {
+          // a log line that happens to start with "{": not a result row
+        }
+      }
+      if (options.parallel.every((n) => figures.has(n))) resolve(figures);
+      else reject(new AgentError("IA_ERR_BENCH_REFERENCE", `llama-batched-bench printed no speed_tg rows for ${options.parallel.join(",")}: ${stdout.slice(0, 200)}`));
+    });
+  });
 }
 
 /** One llama-bench invocation: pp<prompt> and tg<gen>, one repetition each after its warm-up. */

@@ -1,11 +1,11 @@
 /** Medians and ratios for `bench`: pure, so the table and JSON agree with the unit tests. */
 
-export function median(values: number[]): number {
+export function median(values: number[], digits = 2): number {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   if (sorted.length === 0) return 0;
   const middle = Math.floor(sorted.length / 2);
   const value = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-  return round(value);
+  return round(value, digits);
 }
 
 /** `a / b` to three decimals; null when either side is missing or zero. */
@@ -59,5 +59,40 @@ export function sampleFrom(timing: { startedAt: number; firstAt: number | undefi
     ttftMs: round(ttftMs),
     promptTokensPerSecond: ttftMs > 0 ? round((timing.promptTokens * 1000) / ttftMs) : 0,
     tokensPerSecond: timing.completionTokens > 1 && generationSeconds > 0 ? round((timing.completionTokens - 1) / generationSeconds) : 0,
+  };
+}
+
+/** One requester of a concurrent run, timed by the bench: sent, first text, done. */
+export interface RequesterTiming {
+  startedAt: number;
+  firstAt: number | undefined;
+  finishedAt: number;
+  completionTokens: number;
+}
+
+/**
+ * Aggregate throughput of requesters asking at once. `generation` counts the window in which
+ * every requester is generating (from the last first token to the last answer), each
+ * requester's tokens in it estimated from its own steady rate; prompt evaluation, which is
+ * compute-bound and serial, stays out of it. `endToEnd` is all generated tokens over the
+ * whole wall time, prompts included.
+ */
+export function concurrentThroughput(requesters: RequesterTiming[]): { generation: number; endToEnd: number } {
+  if (requesters.length === 0) return { generation: 0, endToEnd: 0 };
+  const startedAt = Math.min(...requesters.map((r) => r.startedAt));
+  const allGenerating = Math.max(...requesters.map((r) => r.firstAt ?? r.finishedAt));
+  const lastDone = Math.max(...requesters.map((r) => r.finishedAt));
+  const total = requesters.reduce((sum, r) => sum + r.completionTokens, 0);
+  const inWindow = requesters.reduce((sum, r) => {
+    const firstAt = r.firstAt ?? r.finishedAt;
+    const span = r.finishedAt - firstAt;
+    if (r.completionTokens <= 1 || span <= 0) return sum;
+    const share = Math.max(0, r.finishedAt - Math.max(firstAt, allGenerating)) / span;
+    return sum + (r.completionTokens - 1) * share;
+  }, 0);
+  const windowSeconds = (lastDone - allGenerating) / 1000;
+  return {
+    generation: windowSeconds > 0 ? round(inWindow / windowSeconds) : 0,
+    endToEnd: lastDone > startedAt ? round(total / ((lastDone - startedAt) / 1000)) : 0,
   };
 }

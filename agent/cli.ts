@@ -45,6 +45,7 @@ function addSharedOptions(program: Command): void {
     .option("--reserve-cores <n>", "cores left for the instrument and OS (default: depends on --shape)")
     .option("--shape <on-instrument|beside-instrument>", "where the agent runs (default: beside-instrument)")
     .option("--priority <auto|low|normal>", "this process's CPU priority; auto lowers it with --shape on-instrument (default: auto)")
+    .option("--engine <process|inline>", "run llama.cpp in its own engine process, or inside this one (default: process)")
     .option("--mqtt <url|embedded|off>", "MQTT broker (default: embedded for run)")
     .option("--agent-id <id>", "MQTT identity (default: host name)")
     .option("--fleet <group>", "also take questions from this fleet group's shared topic")
@@ -146,6 +147,7 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
     .option("--bench-tokens <n>", "tokens generated per request", "64")
     .option("--bench-concurrency <list>", "concurrent requester counts, comma-separated", "1,2,4")
     .option("--llama-bench <file>", "also run llama.cpp's own llama-bench binary in every round, for the ratio to llama.cpp (README, Speed)")
+    .option("--llama-batched-bench <file>", "also run llama.cpp's llama-batched-bench in every round: the ceiling for concurrent requesters (README, Speed)")
     .addHelpText("after", "\nWith --mqtt embedded (default) an in-process broker carries the MQTT run; --mqtt <url> uses that broker, --mqtt off skips it.\nExample:\n  instrument-agent bench --model ./models-data/synth-qwen2.5-0.5b-q8_0.gguf --threads auto --json")
     .action((_opts, command: Command) => run(handlers.bench(flagsOf(command))));
 

@@ -211,7 +211,7 @@ export function createCommandHandlers(): CommandHandlers {
     },
 
     async bench(flags) {
-      const local = ["benchRuns", "benchPrompt", "benchTokens", "benchConcurrency", "llamaBench"];
+      const local = ["benchRuns", "benchPrompt", "benchTokens", "benchConcurrency", "llamaBench", "llamaBatchedBench"];
       const whole = (key: string, min: number, max: number): number => {
         const value = Number(flags[key]);
         if (!Number.isInteger(value) || value < min || value > max) {
@@ -226,6 +226,7 @@ export function createCommandHandlers(): CommandHandlers {
         genTokens: whole("benchTokens", 2, 4096),
         concurrency: parseConcurrency(flags.benchConcurrency),
         llamaBench: typeof flags.llamaBench === "string" ? path.resolve(flags.llamaBench) : undefined,
+        llamaBatchedBench: typeof flags.llamaBatchedBench === "string" ? path.resolve(flags.llamaBatchedBench) : undefined,
       };
       const { config, logger } = setUp(flags, { logLevel: "warn", mqtt: "embedded" }, local);
       const tty = process.stderr.isTTY;

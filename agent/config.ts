@@ -66,6 +66,8 @@ export const configSchema = z.strictObject({
   shape: z.enum(["on-instrument", "beside-instrument"]),
   /** This process's CPU priority: `auto` lowers it on the instrument's own PC. Defaults to `auto`. */
   priority: z.enum(["auto", "low", "normal"]),
+  /** Where llama.cpp runs: its own engine process (one libuv thread, see engineProcess.ts) or this one. Defaults to `process`. */
+  engine: z.enum(["process", "inline"]),
   /** Broker URL, `embedded` or `off`. Defaults to `embedded` for `run`. */
   mqtt: z.string().min(1),
   /** MQTT identity. Defaults to the host name. */
@@ -153,6 +155,7 @@ export const CONFIG_DEFAULTS: Partial<AgentConfig> = {
   parallel: "auto",
   shape: "beside-instrument",
   priority: "auto",
+  engine: "process",
   mqtt: "embedded",
   mqttPrefix: "instrument-agent",
   mqttVersion: "5",

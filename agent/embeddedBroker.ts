@@ -59,7 +59,9 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       : {}),
   });
   broker.on("clientError", (client, error) => log.debug({ client: client.id, err: error }, "client error"));
-  const server: Server = createServer(broker.handle);
+  // Streamed answers are many small packets: with Nagle's algorithm one waits for the
+  // peer's delayed ACK (up to 40 ms) whenever the previous one is unacknowledged.
+  const server: Server = createServer({ noDelay: true }, broker.handle);
   const host = options.host.replace(/^\[(.*)\]$/, "$1");
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {

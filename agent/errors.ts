@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   IA_ERR_CHECKSUM: { exit: EXIT_CHECK_FAILED, summary: "the file's SHA-256 differs from the catalog or the one recorded at first download" },
   IA_ERR_DOWNLOAD: { exit: EXIT_RUNTIME, summary: "a model download failed (network, HTTP status, disk)" },
   IA_ERR_MODEL_LOAD: { exit: EXIT_RUNTIME, summary: "llama.cpp could not load the model" },
+  IA_ERR_ENGINE_EXITED: { exit: EXIT_RUNTIME, summary: "the engine process (llama.cpp) ended while loading or answering; the agent starts it again for the next question" },
   IA_ERR_GLIBC_TOO_OLD: { exit: EXIT_RUNTIME, summary: "glibc is older than 2.34, which the prebuilt llama.cpp binaries need; the message names the local build command" },
   IA_ERR_OS_UNSUPPORTED: { exit: EXIT_RUNTIME, summary: "Windows older than 10: run the agent on a host beside the instrument" },
   IA_ERR_PROMPT_TOO_LONG: { exit: EXIT_USAGE, summary: "the question does not fit in the context window" },

@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
-import type { ChatHistoryItem, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
 import { preflightEngine } from "./preflight.js";
 import type { Logger } from "./logger.js";
@@ -9,9 +9,13 @@ import type {
   GenerateRequest,
   GenerateResult,
   MlockState,
-  ModelRuntime,
+  EngineRuntime,
+  EngineStats,
+  RawEvaluationOptions,
+  RawEvaluationResult,
   RuntimeInfo,
 } from "./modelRuntime.js";
+import { peakRssBytes } from "./processStats.js";
 
 /**
  * The one module that imports node-llama-cpp for inference. It is imported lazily so that
@@ -34,23 +38,6 @@ export interface LlamaRuntimeOptions {
   onLoadProgress?: (fraction: number) => void;
 }
 
-export interface RawEvaluationOptions {
-  /** Text whose first `promptTokens` tokens are evaluated as the prompt. */
-  text: string;
-  promptTokens: number;
-  /** Tokens to generate after the prompt (fewer if the model emits end-of-generation). */
-  maxTokens: number;
-}
-
-export interface RawEvaluationResult {
-  promptTokens: number;
-  completionTokens: number;
-  /** From the start of prompt evaluation to the first sampled token. */
-  ttftMs: number;
-  promptTokensPerSecond: number;
-  /** Generated tokens per second after the first token. */
-  tokensPerSecond: number;
-}
 
 /** Messages from llama.cpp that the agent must act on, not only log. */
 const MLOCK_FAILURE = /failed to mlock/i;
@@ -98,28 +85,69 @@ function finishReasonOf(stopReason: string, aborted: boolean): FinishReason {
   return stopReason === "maxTokens" ? "length" : "stop";
 }
 
+/**
+ * node-llama-cpp keeps decoding whatever is queued the moment a batch ends. With several
+ * sequences generating, the one whose next token is queued a few microtasks later than the
+ * others always misses the batch: with 4 requesters it decoded 84 batches of 3 instead of
+ * 63 of 4, and on AVX2 a batch of 3 costs as much as 3 single tokens while a batch of 4
+ * takes the llamafile kernels (measured 130 ms against 105 ms here). An empty answer
+ * makes node-llama-cpp's loop yield one microtask round and look again; it is bounded, so
+ * a sequence that is not about to queue (waiting for I/O) never holds the others back.
+ */
+export function gatherGeneratingSequences(generating: () => number, maxWaits = 32): CustomBatchingPrioritizationStrategy {
+  let waits = 0;
+  return ({ items, size }) => {
+    if (items.length < generating() && waits < maxWaits) {
+      waits += 1;
+      return [];
+    }
+    waits = 0;
+    return fairShare(items, size);
+  };
+}
+
+/** Every queued item gets an equal share of the batch; what is left goes in queue order. */
+export function fairShare(items: readonly BatchItem[], size: number): PrioritizedBatchItem[] {
+  const share = Math.max(1, Math.floor(size / Math.max(1, items.length)));
+  let left = size;
+  const result = items.map((item) => {
+    const processAmount = Math.min(item.tokens.length, share, left);
+    left -= processAmount;
+    return { item, processAmount };
+  });
+  for (const entry of result) {
+    if (left <= 0) break;
+    const more = Math.min(entry.item.tokens.length - entry.processAmount, left);
+    entry.processAmount += more;
+    left -= more;
+  }
+  return result.filter((entry) => entry.processAmount > 0);
+}
+
 interface Slot {
   sequence: LlamaContextSequence;
   chat: LlamaChat;
   completion: LlamaCompletion;
 }
 
-export class LlamaRuntime implements ModelRuntime {
+export class LlamaRuntime implements EngineRuntime {
   readonly info: RuntimeInfo;
   readonly slots: number;
   #llama: Llama;
   #model: LlamaModel;
   #context: LlamaContext;
   #slots: Slot[];
+  #generating: { count: number };
   #disposed = false;
 
-  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[]) {
+  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], generating: { count: number }) {
     this.info = info;
     this.slots = slots.length;
     this.#llama = llama;
     this.#model = model;
     this.#context = context;
     this.#slots = slots;
+    this.#generating = generating;
   }
 
   get disposed(): boolean {
@@ -169,12 +197,14 @@ export class LlamaRuntime implements ModelRuntime {
     }
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     let context: LlamaContext;
+    const generating = { count: 0 };
     try {
       context = await model.createContext({
         contextSize: options.contextSize,
         sequences: parallel,
         threads: options.threads,
         flashAttention: false,
+        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => generating.count) } } : {}),
       });
     } catch (error) {
       await model.dispose();
@@ -209,8 +239,9 @@ export class LlamaRuntime implements ModelRuntime {
       mlock,
       loadMs: Math.round(performance.now() - started),
       backend: `cpu (${String(llama.buildType)} binaries)`,
+      engine: "inline",
     };
-    return new LlamaRuntime(info, llama, model, context, slots);
+    return new LlamaRuntime(info, llama, model, context, slots, generating);
   }
 
   /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
@@ -232,8 +263,21 @@ export class LlamaRuntime implements ModelRuntime {
     };
   }
 
-  countTokens(text: string): number {
+  async countTokens(text: string): Promise<number> {
+    return this.#tokenCount(text);
+  }
+
+  #tokenCount(text: string): number {
     return this.#model.tokenize(text).length;
+  }
+
+  async stats(): Promise<EngineStats> {
+    return { peakRssBytes: peakRssBytes() };
+  }
+
+  /** Forgets every sequence's history, so the next prompt is evaluated whole (`bench`). Only while idle. */
+  async resetSlots(): Promise<void> {
+    for (const slot of this.#slots) await slot.sequence.clearHistory();
   }
 
   async generate(slotIndex: number, request: GenerateRequest): Promise<GenerateResult> {
@@ -266,6 +310,7 @@ export class LlamaRuntime implements ModelRuntime {
     };
     let text: string;
     let stopReason: string;
+    this.#generating.count += 1;
     try {
       if (request.mode === "raw") {
         const result = await slot.completion.generateCompletionWithMeta(request.prompt ?? "", common);
@@ -283,6 +328,8 @@ export class LlamaRuntime implements ModelRuntime {
       } else {
         throw new AgentError("IA_ERR_INTERNAL", `generation failed: ${(error as Error).message}`, { cause: error });
       }
+    } finally {
+      this.#generating.count -= 1;
     }
     const finished = performance.now();
     // The meter counts every generated token, including control tokens that never reach
@@ -350,7 +397,7 @@ export class LlamaRuntime implements ModelRuntime {
     // cannot overflow and need no tokenizing on the hot path.
     const overhead = 16; // chat template markers around the system prompt and question
     if (Buffer.byteLength(last) + Buffer.byteLength(system) + overhead <= room) return;
-    const needed = this.countTokens(last) + this.countTokens(system) + overhead;
+    const needed = this.#tokenCount(last) + this.#tokenCount(system) + overhead;
     if (needed > room) {
       throw new AgentError(
         "IA_ERR_PROMPT_TOO_LONG",

@@ -47,7 +47,13 @@ function installLastResortHandlers(): void {
 }
 
 installLastResortHandlers();
-const code = await main(process.argv);
-// Let stdout drain, then exit even if a native handle (llama.cpp, a socket) is still open.
-process.exitCode = code;
-process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+if (process.env.INSTRUMENT_AGENT_ENGINE_CHILD === "1" && process.send) {
+  // Forked by engineProcess.ts: serve llama.cpp over IPC until the agent disconnects.
+  const { serveEngine } = await import("./engineWorker.js");
+  await serveEngine();
+} else {
+  const code = await main(process.argv);
+  // Let stdout drain, then exit even if a native handle (llama.cpp, a socket) is still open.
+  process.exitCode = code;
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}

@@ -82,6 +82,8 @@ export interface RuntimeInfo {
   loadMs: number;
   /** The CPU variant of the llama.cpp binaries in use, when known (e.g. `haswell`). */
   backend: string;
+  /** Where llama.cpp runs: its own engine process, or inside the agent's process (`--engine`). */
+  engine: "process" | "inline";
 }
 
 export interface ModelRuntime {
@@ -90,7 +92,40 @@ export interface ModelRuntime {
   readonly slots: number;
   /** Generates on the given slot; one call per slot at a time (the queue guarantees it). */
   generate(slot: number, request: GenerateRequest): Promise<GenerateResult>;
-  countTokens(text: string): number;
+  /** Tokens of `text` in the model's vocabulary (asks the engine process when there is one). */
+  countTokens(text: string): Promise<number>;
   dispose(): Promise<void>;
   readonly disposed: boolean;
+}
+
+export interface RawEvaluationOptions {
+  /** Text whose first `promptTokens` tokens are evaluated as the prompt. */
+  text: string;
+  promptTokens: number;
+  /** Tokens to generate after the prompt (fewer if the model emits end-of-generation). */
+  maxTokens: number;
+}
+
+export interface RawEvaluationResult {
+  promptTokens: number;
+  completionTokens: number;
+  /** From the start of prompt evaluation to the first sampled token. */
+  ttftMs: number;
+  promptTokensPerSecond: number;
+  /** Generated tokens per second after the first token. */
+  tokensPerSecond: number;
+}
+
+export interface EngineStats {
+  /** Peak resident set of the process that runs llama.cpp (Linux VmHWM, else maxRSS). */
+  peakRssBytes: number;
+}
+
+/** What `bench` needs beyond answering: the raw loop, a clean slate, and memory figures. */
+export interface EngineRuntime extends ModelRuntime {
+  /** The plain node-llama-cpp evaluation loop on one slot (clears the slot's history). */
+  rawEvaluationBaseline(slot: number, options: RawEvaluationOptions): Promise<RawEvaluationResult>;
+  /** Forgets every sequence's history, so the next prompt is evaluated whole. Only while idle. */
+  resetSlots(): Promise<void>;
+  stats(): Promise<EngineStats>;
 }

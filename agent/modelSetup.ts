@@ -125,8 +125,8 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
     "loading model",
   );
   const bar = options.showProgress ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes }) : undefined;
-  const { LlamaRuntime } = await import("./llamaRuntime.js");
-  const runtime = await LlamaRuntime.load({
+  const { startEngine } = await import("./engineProcess.js");
+  const runtime = await startEngine({
     modelPath: model.path,
     modelLabel: model.label,
     isDemo: model.isDemo,
@@ -136,7 +136,7 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
     mlock: plan.mlock.value,
     logger,
     ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
-  });
+  }, config.engine);
   bar?.done();
   const queue = new RequestQueue({ slots: runtime.slots });
   const service = new AnswerService(runtime, queue, {

@@ -143,6 +143,10 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
   if (cert) clientOptions.cert = cert;
   if (key) clientOptions.key = key;
   const client = connect(options.url, clientOptions);
+  // Answers stream as many small publishes; without TCP_NODELAY a chunk can wait for the
+  // broker's delayed ACK (measured: time to first token over MQTT +60 ms). Every
+  // (re)connection brings a new socket, so set it on each.
+  client.on("connect", () => (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true));
   if (options.onMessage) client.on("message", options.onMessage);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(

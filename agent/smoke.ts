@@ -41,7 +41,7 @@ export interface SmokeReport {
 /** The outside world each check touches, injectable so tests can hand in fakes. */
 export interface SmokeProbes {
   probeHost(): Promise<HostFacts>;
-  loadRuntime(options: LlamaRuntimeOptions): Promise<ModelRuntime>;
+  loadRuntime(engine: AgentConfig["engine"], options: LlamaRuntimeOptions): Promise<ModelRuntime>;
   /** Resolves with a detail once a message went to the broker and came back. */
   mqttRoundTrip(url: string, config: AgentConfig, timeoutMs: number): Promise<string>;
   /** Resolves with a detail once the port opened (and closed again). */
@@ -149,7 +149,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     const plan = planForFile(facts, config, prepared.model, prepared.summary);
     report.plan = plan;
     runtime = await checks.run("model loads", async () => {
-      const loaded = await probes.loadRuntime({
+      const loaded = await probes.loadRuntime(config.engine, {
         modelPath: prepared.model.path,
         modelLabel: prepared.model.label,
         isDemo: prepared.model.isDemo,
@@ -259,7 +259,7 @@ function withTimeout<T>(what: string, ms: number, work: (signal: AbortSignal) =>
 export function realSmokeProbes(): SmokeProbes {
   return {
     probeHost: async () => (await import("./hostProbe.js")).probeHost(),
-    loadRuntime: async (options) => (await import("./llamaRuntime.js")).LlamaRuntime.load(options),
+    loadRuntime: async (engine, options) => (await import("./engineProcess.js")).startEngine(options, engine),
     mqttRoundTrip: (url, config, timeoutMs) => withTimeout(`MQTT ${url}`, timeoutMs, (signal) => mqttEcho(url, config, signal)),
     serialOpens: async (portPath, baud) => {
       const { SerialPortLink } = await import("./serialPortLink.js");

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
 import { synthModel, tempDir } from "../helpers/models.js";
@@ -190,5 +191,27 @@ describe("the MQTT API against a real mosquitto", () => {
     expect(down.stderr).toContain("IA_ERR_MQTT_CONNECT");
     expect(down.stderr).toContain("mqtt://127.0.0.1:1");
     expect(down.stderr).toContain("connection refused");
+  });
+
+  it("llama.cpp's engine process killed by a signal: the question gets IA_ERR_ENGINE_EXITED, the agent stays online and answers the next", async () => {
+    const enginePid = () => {
+      const pid = agent.child.pid!;
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+      expect(children, "the agent should have exactly one engine child").toHaveLength(1);
+      return children[0]!;
+    };
+    const first = enginePid();
+    await ask(v311, { id: "long-1", prompt: "Tell me a long story.", replyTo: "lab/v311/engine", stream: true, params: { maxTokens: 2000 } });
+    await v311.next("lab/v311/engine", (m) => m.id === "long-1" && m.delta !== undefined);
+    process.kill(first, "SIGKILL");
+    const failed = await v311.next("lab/v311/engine", (m) => m.id === "long-1" && m.done === true);
+    expect(failed).toMatchObject({ error: { code: "IA_ERR_ENGINE_EXITED", message: expect.stringContaining("SIGKILL") } });
+    expect(agent.child.exitCode).toBeNull();
+    await ask(v311, { id: "after-1", prompt: "What is the RBW?", replyTo: "lab/v311/engine" });
+    const answered = (await v311.next("lab/v311/engine", (m) => m.id === "after-1" && m.done === true)) as Final;
+    expect(answered.error).toBeUndefined();
+    expect(answered.usage.completionTokens).toBeGreaterThan(0);
+    expect(enginePid()).not.toBe(first);
+    expect(agent.output()).toContain("starting the engine process again");
   });
 });

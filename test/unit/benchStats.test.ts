@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { median, ratio, sampleFrom } from "../../agent/benchStats.js";
+import { concurrentThroughput, median, ratio, sampleFrom } from "../../agent/benchStats.js";
 
 describe("bench statistics", () => {
   it("median of odd and even counts ignores non-finite values", () => {
@@ -18,5 +18,22 @@ describe("bench statistics", () => {
   it("a sample counts generation speed after the first token, prompt speed up to it", () => {
     const s = sampleFrom({ startedAt: 0, firstAt: 100, finishedAt: 1100, promptTokens: 64, completionTokens: 21 });
     expect(s).toEqual({ promptTokens: 64, completionTokens: 21, ttftMs: 100, promptTokensPerSecond: 640, tokensPerSecond: 20 });
+  });
+
+  it("median keeps the digits asked for", () => {
+    expect(median([0.9514, 0.9, 1], 3)).toBe(0.951);
+  });
+
+  it("concurrent throughput counts only the window where every requester generates", () => {
+    // Prompts end together at 1 s; each of 4 requesters then makes 41 tokens in 2 s.
+    const together = Array.from({ length: 4 }, () => ({ startedAt: 0, firstAt: 1000, finishedAt: 3000, completionTokens: 41 }));
+    expect(concurrentThroughput(together)).toEqual({ generation: 80, endToEnd: 54.67 });
+    // One requester starts generating 1 s before the other: its first half is outside the window.
+    const staggered = [
+      { startedAt: 0, firstAt: 1000, finishedAt: 3000, completionTokens: 21 },
+      { startedAt: 0, firstAt: 2000, finishedAt: 3000, completionTokens: 11 },
+    ];
+    expect(concurrentThroughput(staggered)).toEqual({ generation: 20, endToEnd: 10.67 });
+    expect(concurrentThroughput([])).toEqual({ generation: 0, endToEnd: 0 });
   });
 });

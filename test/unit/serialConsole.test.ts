@@ -96,6 +96,7 @@ class FakeRuntime implements ModelRuntime {
     mlock: { requested: false, locked: false, lockedBytes: null, detail: "off" },
     loadMs: 1,
     backend: "fake",
+    engine: "inline",
   };
   constructor(
     readonly deltas: number,
@@ -118,7 +119,7 @@ class FakeRuntime implements ModelRuntime {
     return { text, finishReason, usage: { promptTokens: 3, completionTokens: this.deltas }, timings: { ttftMs: 1, tokensPerSecond: 100, promptTokensPerSecond: 100, totalMs: 1, queuedMs: 0 } };
   }
 
-  countTokens(text: string): number {
+  async countTokens(text: string): Promise<number> {
     return text.length;
   }
 

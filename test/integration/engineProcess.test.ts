@@ -1,0 +1,116 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EngineProcess } from "../../agent/engineProcess.js";
+import { LlamaRuntime } from "../../agent/llamaRuntime.js";
+import { createLogger } from "../../agent/logger.js";
+import type { GenerateRequest } from "../../agent/modelRuntime.js";
+import { synthModel, tempDir } from "../helpers/models.js";
+
+// The engine process for real: the built bundle forked with one libuv thread, the real
+// node-llama-cpp and the project's tiny random-weight model, against llama.cpp loaded
+// inline in this process as the reference for what the answers must be.
+const dir = tempDir("iagent-engine-");
+let modelPath: string;
+let engine: EngineProcess;
+let inline: LlamaRuntime;
+const logger = createLogger({ level: "silent" });
+const options = () => ({ modelPath, modelLabel: "tiny", isDemo: true, threads: 1, contextSize: 1024, parallelSequences: 4, mlock: false, logger });
+const greedy = (content: string, maxTokens = 24): GenerateRequest => ({ mode: "chat", messages: [{ role: "user", content }], params: { temperature: 0, seed: 1, maxTokens } });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeAll(async () => {
+  if (!existsSync(path.resolve("dist/instrument-agent.mjs"))) throw new Error("dist/instrument-agent.mjs is missing: run `node deploy/build.mjs` (npm test does) first");
+  modelPath = await synthModel(dir);
+  [engine, inline] = await Promise.all([EngineProcess.load(options()), LlamaRuntime.load({ ...options(), parallelSequences: 1 })]);
+}, 60_000);
+
+afterAll(async () => {
+  await engine?.dispose();
+  await inline?.dispose();
+});
+
+describe("the engine process", () => {
+  it("runs llama.cpp in a child with one libuv thread and reports what it loaded", async () => {
+    const pid = engine.pid!;
+    expect(pid).toBeGreaterThan(0);
+    expect(pid).not.toBe(process.pid);
+    expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toContain("UV_THREADPOOL_SIZE=1");
+    expect(engine.info).toMatchObject({ engine: "process", threads: 1, parallelSequences: 4, modelLabel: "tiny" });
+    expect(engine.slots).toBe(4);
+    expect(inline.info.engine).toBe("inline");
+  });
+
+  it("answers exactly as llama.cpp inline does, streaming deltas that add up to the text", async () => {
+    const deltas: string[] = [];
+    const remote = await engine.generate(0, { ...greedy("What is RBW?"), onDelta: (d) => deltas.push(d) });
+    const local = await inline.generate(0, greedy("What is RBW?"));
+    expect(remote.text.length).toBeGreaterThan(0);
+    expect(remote.text).toBe(local.text);
+    expect(deltas.join("")).toBe(remote.text);
+    // Deltas after the first are gathered into fewer messages than tokens.
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(deltas.length).toBeLessThanOrEqual(remote.usage.completionTokens);
+    expect(remote.usage).toEqual(local.usage);
+    expect(await engine.countTokens("measure the span")).toBe(await inline.countTokens("measure the span"));
+  });
+
+  it("keeps the engine's error codes: a question too long for the context", async () => {
+    const long = "frequency ".repeat(3000);
+    await expect(engine.generate(0, greedy(long))).rejects.toMatchObject({ code: "IA_ERR_PROMPT_TOO_LONG", message: expect.stringContaining("1024") });
+    expect((await engine.generate(0, greedy("span?", 4))).usage.completionTokens).toBe(4);
+  });
+
+  it("cancels through the abort signal", async () => {
+    const controller = new AbortController();
+    const result = await engine.generate(1, { ...greedy("sweep time?", 400), signal: controller.signal, onDelta: () => controller.abort() });
+    expect(result.finishReason).toBe("cancelled");
+    expect(result.usage.completionTokens).toBeLessThan(400);
+  });
+
+  it("serves four sequences at once", async () => {
+    const results = await Promise.all([0, 1, 2, 3].map((slot) => engine.generate(slot, greedy(`question ${slot}`, 16))));
+    for (const result of results) expect(result.usage.completionTokens).toBe(16);
+  });
+
+  it("when the engine dies mid-answer, says IA_ERR_ENGINE_EXITED and starts it again for the next question", async () => {
+    const first = engine.pid!;
+    const answer = engine.generate(0, { ...greedy("long answer", 400), onDelta: () => process.kill(first, "SIGKILL") });
+    await expect(answer).rejects.toMatchObject({ code: "IA_ERR_ENGINE_EXITED", message: expect.stringContaining("SIGKILL") });
+    const again = await engine.generate(0, greedy("What is RBW?"));
+    expect(again.text).toBe((await inline.generate(0, greedy("What is RBW?"))).text);
+    expect(engine.pid).not.toBe(first);
+    expect(alive(first)).toBe(false);
+  });
+
+  it("a file llama.cpp cannot load fails with IA_ERR_MODEL_LOAD and leaves no engine behind", async () => {
+    const broken = path.join(dir, "broken.gguf");
+    writeFileSync(broken, readFileSync(modelPath).subarray(0, 4096));
+    await expect(EngineProcess.load({ ...options(), modelPath: broken })).rejects.toMatchObject({ code: "IA_ERR_MODEL_LOAD", message: expect.stringContaining(broken) });
+  });
+
+  it("dispose ends the engine process", async () => {
+    const other = await EngineProcess.load({ ...options(), parallelSequences: 1 });
+    const pid = other.pid!;
+    expect(alive(pid)).toBe(true);
+    await other.dispose();
+    await waitFor(() => !alive(pid));
+    await expect(other.generate(0, greedy("x"))).rejects.toMatchObject({ code: "IA_ERR_DISPOSED" });
+  });
+});

@@ -1,0 +1,60 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { DeltaBatcher } from "../../agent/engineWorker.js";
+import { fairShare, gatherGeneratingSequences } from "../../agent/llamaRuntime.js";
+
+const item = (tokens: number, evaluationPriority = 5) => ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
+
+describe("batching the sequences that are generating", () => {
+  it("waits (an empty batch) while fewer sequences are queued than are generating, then takes them all", () => {
+    let generating = 4;
+    const strategy = gatherGeneratingSequences(() => generating, 3);
+    const three = [item(1), item(1), item(1)];
+    expect(strategy({ items: three, size: 512 })).toEqual([]);
+    const four = [...three, item(1)];
+    expect(strategy({ items: four, size: 512 }).map((p) => p.processAmount)).toEqual([1, 1, 1, 1]);
+    generating = 1;
+    expect(strategy({ items: [item(1)], size: 512 })).toHaveLength(1);
+  });
+
+  it("gives up waiting after its bound, so a sequence busy elsewhere never stalls the rest", () => {
+    const strategy = gatherGeneratingSequences(() => 4, 3);
+    const two = [item(1), item(1)];
+    for (let i = 0; i < 3; i++) expect(strategy({ items: two, size: 512 })).toEqual([]);
+    expect(strategy({ items: two, size: 512 })).toHaveLength(2);
+    // The count starts again for the next batch.
+    expect(strategy({ items: two, size: 512 })).toEqual([]);
+  });
+
+  it("fair share: every item gets an equal part of the batch and what is left goes in order", () => {
+    expect(fairShare([item(300), item(1), item(300)], 512).map((p) => p.processAmount)).toEqual([300, 1, 211]);
+    expect(fairShare([item(10), item(10)], 512).map((p) => p.processAmount)).toEqual([10, 10]);
+    expect(fairShare([item(5), item(5), item(5)], 2).map((p) => p.processAmount)).toEqual([1, 1]);
+  });
+});
+
+describe("DeltaBatcher", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("sends the first text at once, then gathers the rest into one message per interval", () => {
+    vi.useFakeTimers();
+    const sent: string[] = [];
+    const batcher = new DeltaBatcher((text) => sent.push(text), 100);
+    batcher.push("A");
+    expect(sent).toEqual(["A"]);
+    batcher.push("b");
+    batcher.push("c");
+    expect(sent).toEqual(["A"]);
+    vi.advanceTimersByTime(100);
+    expect(sent).toEqual(["A", "bc"]);
+    batcher.push("d");
+    batcher.flush();
+    expect(sent).toEqual(["A", "bc", "d"]);
+    // Nothing waiting: flush sends nothing, and no timer is left to send later.
+    batcher.flush();
+    vi.advanceTimersByTime(1000);
+    expect(sent.join("")).toBe("Abcd");
+    expect(sent).toHaveLength(3);
+  });
+});
