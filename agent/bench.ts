@@ -125,6 +125,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256),
     parallelSequences: parallel,
     mlock: plan.mlock.value,
+    adaptThreads: config.threads === "auto",
     logger,
   }, config.engine);
   const startToLoadedMs = Math.round(performance.now());

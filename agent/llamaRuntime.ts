@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
 import { preflightEngine } from "./preflight.js";
@@ -16,6 +17,7 @@ import type {
   RuntimeInfo,
 } from "./modelRuntime.js";
 import { peakRssBytes } from "./processStats.js";
+import { ThreadAdapter } from "./threadAdapter.js";
 
 /**
  * The one module that imports node-llama-cpp for inference. It is imported lazily so that
@@ -33,6 +35,8 @@ export interface LlamaRuntimeOptions {
   /** One context sequence per concurrent generation. Defaults to 1. */
   parallelSequences?: number;
   mlock: boolean;
+  /** `--threads auto`: use fewer of the planned threads while other processes keep the cores busy (threadAdapter.ts). */
+  adaptThreads?: boolean;
   logger: Logger;
   /** Load progress from 0 to 1. */
   onLoadProgress?: (fraction: number) => void;
@@ -138,9 +142,10 @@ export class LlamaRuntime implements EngineRuntime {
   #context: LlamaContext;
   #slots: Slot[];
   #generating: { count: number };
+  #threads: ThreadAdapter | undefined;
   #disposed = false;
 
-  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], generating: { count: number }) {
+  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], generating: { count: number }, threads: ThreadAdapter | undefined) {
     this.info = info;
     this.slots = slots.length;
     this.#llama = llama;
@@ -148,6 +153,7 @@ export class LlamaRuntime implements EngineRuntime {
     this.#context = context;
     this.#slots = slots;
     this.#generating = generating;
+    this.#threads = threads;
   }
 
   get disposed(): boolean {
@@ -202,7 +208,8 @@ export class LlamaRuntime implements EngineRuntime {
       context = await model.createContext({
         contextSize: options.contextSize,
         sequences: parallel,
-        threads: options.threads,
+        // With a minimum of 1, `llama.maxThreads` can lower the count per batch (threadAdapter.ts).
+        threads: options.adaptThreads ? { ideal: options.threads, min: 1 } : options.threads,
         flashAttention: false,
         ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => generating.count) } } : {}),
       });
@@ -241,7 +248,16 @@ export class LlamaRuntime implements EngineRuntime {
       backend: `cpu (${String(llama.buildType)} binaries)`,
       engine: "inline",
     };
-    return new LlamaRuntime(info, llama, model, context, slots, generating);
+    const adapter = options.adaptThreads
+      ? new ThreadAdapter({
+          planned: options.threads,
+          cores: availableParallelism(),
+          apply: (threads) => (llama.maxThreads = threads),
+          onChange: (threads, others) =>
+            log.info({ threads, otherProcessesCores: Math.round(others * 100) / 100 }, threads < options.threads ? "other processes keep the cores busy: fewer threads" : "cores free again: planned threads"),
+        })
+      : undefined;
+    return new LlamaRuntime(info, llama, model, context, slots, generating, adapter);
   }
 
   /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
@@ -311,6 +327,7 @@ export class LlamaRuntime implements EngineRuntime {
     let text: string;
     let stopReason: string;
     this.#generating.count += 1;
+    this.#threads?.begin();
     try {
       if (request.mode === "raw") {
         const result = await slot.completion.generateCompletionWithMeta(request.prompt ?? "", common);
@@ -330,6 +347,7 @@ export class LlamaRuntime implements EngineRuntime {
       }
     } finally {
       this.#generating.count -= 1;
+      this.#threads?.end();
     }
     const finished = performance.now();
     // The meter counts every generated token, including control tokens that never reach

@@ -134,6 +134,7 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
     contextSize: plan.contextSize.value,
     parallelSequences: plan.parallelSequences.value,
     mlock: plan.mlock.value,
+    adaptThreads: config.threads === "auto",
     logger,
     ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
   }, config.engine);

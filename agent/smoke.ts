@@ -157,6 +157,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
         contextSize: plan.contextSize.value,
         parallelSequences: 1,
         mlock: plan.mlock.value,
+        adaptThreads: config.threads === "auto",
         logger,
       });
       const info = loaded.info;
