@@ -1,4 +1,5 @@
 import { fork } from "node:child_process";
+import { existsSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,7 +30,9 @@ function engineScript(): string {
   if (override) return override;
   const self = fileURLToPath(import.meta.url);
   if (self.endsWith(".mjs")) return self;
-  return path.resolve(path.dirname(self), "..", "dist", "instrument-agent.mjs");
+  const bundle = path.resolve(path.dirname(self), "..", "dist", "instrument-agent.mjs");
+  if (!existsSync(bundle)) throw new AgentError("IA_ERR_ENGINE_EXITED", `the engine process runs the bundle, and ${bundle} is missing: run \`npm run build\` (or use --engine inline)`);
+  return bundle;
 }
 
 /** How long an engine may take to leave after `dispose` before it is killed. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { GgufMetadataEntry } from "../../models/gguf/ggufFormat.js";
@@ -8,9 +8,17 @@ import { writeSyntheticModel } from "../../models/synth/syntheticModel.js";
 import type { SyntheticWeightType } from "../../models/synth/syntheticModel.js";
 import type { SyntheticShapeName } from "../../models/synth/syntheticShapes.js";
 
-/** A fresh temp directory for one test file. */
+const madeDirs = new Set<string>();
+// Test models are up to half a gigabyte: leave none behind when the test process ends.
+process.once("exit", () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh temp directory for one test file, removed when the test process exits. */
 export function tempDir(prefix = "iagent-test-"): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  madeDirs.add(dir);
+  return dir;
 }
 
 /** Writes a random-weight model with the project's own writer; nothing is downloaded. */

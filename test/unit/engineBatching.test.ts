@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DeltaBatcher } from "../../agent/engineWorker.js";
 import { fairShare, gatherGeneratingSequences } from "../../agent/llamaRuntime.js";
 
@@ -33,28 +33,27 @@ describe("batching the sequences that are generating", () => {
 });
 
 describe("DeltaBatcher", () => {
-  afterEach(() => {
-    vi.useRealTimers();
-  });
-
-  it("sends the first text at once, then gathers the rest into one message per interval", () => {
-    vi.useFakeTimers();
+  it("sends the first text at once, then at most one message per interval, only when text comes (no timer)", () => {
+    let clock = 0;
     const sent: string[] = [];
-    const batcher = new DeltaBatcher((text) => sent.push(text), 100);
+    const batcher = new DeltaBatcher((text) => sent.push(text), 100, () => clock);
     batcher.push("A");
     expect(sent).toEqual(["A"]);
+    clock = 40;
     batcher.push("b");
+    clock = 80;
     batcher.push("c");
     expect(sent).toEqual(["A"]);
-    vi.advanceTimersByTime(100);
-    expect(sent).toEqual(["A", "bc"]);
+    clock = 100;
     batcher.push("d");
+    expect(sent).toEqual(["A", "bcd"]);
+    clock = 150;
+    batcher.push("e");
     batcher.flush();
-    expect(sent).toEqual(["A", "bc", "d"]);
-    // Nothing waiting: flush sends nothing, and no timer is left to send later.
+    expect(sent).toEqual(["A", "bcd", "e"]);
+    // Nothing waiting: flush sends nothing.
     batcher.flush();
-    vi.advanceTimersByTime(1000);
-    expect(sent.join("")).toBe("Abcd");
     expect(sent).toHaveLength(3);
+    expect(sent.join("")).toBe("Abcde");
   });
 });
