@@ -120,12 +120,6 @@ export class EngineProcess implements EngineRuntime {
     return this.#request<RawEvaluationResult>(id, { type: "raw", id, slot, options });
   }
 
-  async resetSlots(): Promise<void> {
-    await this.#ensureRunning();
-    const id = ++this.#nextId;
-    await this.#request<null>(id, { type: "resetSlots", id });
-  }
-
   async stats(): Promise<EngineStats> {
     await this.#ensureRunning();
     const id = ++this.#nextId;

@@ -25,7 +25,6 @@ export type AgentToEngine =
   | { type: "abort"; id: number }
   | { type: "countTokens"; id: number; text: string }
   | { type: "raw"; id: number; slot: number; options: RawEvaluationOptions }
-  | { type: "resetSlots"; id: number }
   | { type: "stats"; id: number }
   | { type: "dispose" };
 

@@ -130,12 +130,6 @@ export async function serveEngine(): Promise<void> {
       case "raw":
         void answer(message.id, () => loaded().rawEvaluationBaseline(message.slot, message.options));
         break;
-      case "resetSlots":
-        void answer(message.id, async () => {
-          await loaded().resetSlots();
-          return null;
-        });
-        break;
       case "stats":
         void answer(message.id, () => loaded().stats());
         break;

@@ -291,10 +291,6 @@ export class LlamaRuntime implements EngineRuntime {
     return { peakRssBytes: peakRssBytes() };
   }
 
-  /** Forgets every sequence's history, so the next prompt is evaluated whole (`bench`). Only while idle. */
-  async resetSlots(): Promise<void> {
-    for (const slot of this.#slots) await slot.sequence.clearHistory();
-  }
 
   async generate(slotIndex: number, request: GenerateRequest): Promise<GenerateResult> {
     if (this.#disposed) throw new AgentError("IA_ERR_DISPOSED", "the model runtime is shutting down");

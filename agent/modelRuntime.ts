@@ -121,11 +121,9 @@ export interface EngineStats {
   peakRssBytes: number;
 }
 
-/** What `bench` needs beyond answering: the raw loop, a clean slate, and memory figures. */
+/** What `bench` needs beyond answering: the raw loop and memory figures. */
 export interface EngineRuntime extends ModelRuntime {
   /** The plain node-llama-cpp evaluation loop on one slot (clears the slot's history). */
   rawEvaluationBaseline(slot: number, options: RawEvaluationOptions): Promise<RawEvaluationResult>;
-  /** Forgets every sequence's history, so the next prompt is evaluated whole. Only while idle. */
-  resetSlots(): Promise<void>;
   stats(): Promise<EngineStats>;
 }
