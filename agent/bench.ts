@@ -275,6 +275,7 @@ function report(input: ReportInput): BenchReport {
     return { prompt: of("promptTokensPerSecond"), generation: of("tokensPerSecond") };
   };
   const facts = prepared.facts;
+  const agentPeak = peakRssBytes();
   return {
     machine: {
       cpu: facts.cpuModel,
@@ -297,8 +298,8 @@ function report(input: ReportInput): BenchReport {
     genTokens: options.genTokens,
     loadMs: runtime.info.loadMs,
     startToLoadedMs: input.startToLoadedMs,
-    peakRssMiB: round((peakRssBytes() + (input.enginePeakRssBytes ?? 0)) / 2 ** 20, 1),
-    peakRssByProcessMiB: { agent: round(peakRssBytes() / 2 ** 20, 1), engine: input.enginePeakRssBytes === null ? null : round(input.enginePeakRssBytes / 2 ** 20, 1) },
+    peakRssMiB: round((agentPeak + (input.enginePeakRssBytes ?? 0)) / 2 ** 20, 1),
+    peakRssByProcessMiB: { agent: round(agentPeak / 2 ** 20, 1), engine: input.enginePeakRssBytes === null ? null : round(input.enginePeakRssBytes / 2 ** 20, 1) },
     llamaBench,
     raw,
     inProcess,
