@@ -97,8 +97,19 @@ function finishReasonOf(stopReason: string, aborted: boolean): FinishReason {
  * takes the llamafile kernels (measured 130 ms against 105 ms here). An empty answer
  * makes node-llama-cpp's loop yield one microtask round and look again; it is bounded, so
  * a sequence that is not about to queue (waiting for I/O) never holds the others back.
+ *
+ * The batch also goes out in sequence-id order. node-llama-cpp gives every sequence its own
+ * KV stream, and llama.cpp then cuts a batch into one graph run per run of consecutive,
+ * increasing sequence ids: queued as 1, 2, 3, 0 (sequence 0 finished sampling last) a
+ * 4-token batch ran as 3 + 1 and took 156 ms instead of 89 here (llama-batch.cpp,
+ * split_equal). `sequenceIds` gives the id of each queued item, in the order of `items`,
+ * or undefined when it cannot; the items then keep queue order.
  */
-export function gatherGeneratingSequences(generating: () => number, maxWaits = 32): CustomBatchingPrioritizationStrategy {
+export function gatherGeneratingSequences(
+  generating: () => number,
+  sequenceIds: () => readonly number[] | undefined = () => undefined,
+  maxWaits = 32,
+): CustomBatchingPrioritizationStrategy {
   let waits = 0;
   return ({ items, size }) => {
     if (items.length < generating() && waits < maxWaits) {
@@ -106,8 +117,39 @@ export function gatherGeneratingSequences(generating: () => number, maxWaits = 3
       return [];
     }
     waits = 0;
-    return fairShare(items, size);
+    return fairShare(inSequenceOrder(items, sequenceIds()), size);
   };
+}
+
+/** `items` sorted by their sequence ids; unchanged when the ids do not match them one to one. */
+export function inSequenceOrder(items: readonly BatchItem[], ids: readonly number[] | undefined): readonly BatchItem[] {
+  if (items.length < 2 || ids?.length !== items.length) return items;
+  return items
+    .map((item, index) => ({ item, id: ids[index]! }))
+    .sort((a, b) => a.id - b.id)
+    .map((entry) => entry.item);
+}
+
+/**
+ * The sequence id of each queued decode, in the order node-llama-cpp hands them to the
+ * batching strategy. node-llama-cpp 3.21 builds the strategy's items from its internal
+ * `_queuedDecodes` list in order and does not expose the ids otherwise; the version is
+ * pinned, and anything unexpected here gives undefined (queue order) rather than an error.
+ * The engine counts batches it could order (`stats`), and a test fails if that stays 0.
+ */
+function queuedSequenceIds(context: LlamaContext | undefined): number[] | undefined {
+  const queued = (context as unknown as { _queuedDecodes?: unknown } | undefined)?._queuedDecodes;
+  if (!Array.isArray(queued)) return undefined;
+  const ids = queued.map((entry) => (entry as { sequenceId?: unknown }).sequenceId);
+  return ids.every((id): id is number => typeof id === "number") ? ids : undefined;
+}
+
+/** What the batching strategy shares with the runtime: how many sequences generate, and how batches were ordered. */
+interface BatchingState {
+  generating: number;
+  context: LlamaContext | undefined;
+  orderedBatches: number;
+  unorderedBatches: number;
 }
 
 /** Every queued item gets an equal share of the batch; what is left goes in queue order. */
@@ -141,18 +183,18 @@ export class LlamaRuntime implements EngineRuntime {
   #model: LlamaModel;
   #context: LlamaContext;
   #slots: Slot[];
-  #generating: { count: number };
+  #batching: BatchingState;
   #threads: ThreadAdapter | undefined;
   #disposed = false;
 
-  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], generating: { count: number }, threads: ThreadAdapter | undefined) {
+  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], batching: BatchingState, threads: ThreadAdapter | undefined) {
     this.info = info;
     this.slots = slots.length;
     this.#llama = llama;
     this.#model = model;
     this.#context = context;
     this.#slots = slots;
-    this.#generating = generating;
+    this.#batching = batching;
     this.#threads = threads;
   }
 
@@ -203,7 +245,13 @@ export class LlamaRuntime implements EngineRuntime {
     }
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     let context: LlamaContext;
-    const generating = { count: 0 };
+    const batching: BatchingState = { generating: 0, context: undefined, orderedBatches: 0, unorderedBatches: 0 };
+    const sequenceIds = () => {
+      const ids = queuedSequenceIds(batching.context);
+      if (ids === undefined) batching.unorderedBatches += 1;
+      else if (ids.length > 1) batching.orderedBatches += 1;
+      return ids;
+    };
     try {
       context = await model.createContext({
         contextSize: options.contextSize,
@@ -211,7 +259,7 @@ export class LlamaRuntime implements EngineRuntime {
         // With a minimum of 1, `llama.maxThreads` can lower the count per batch (threadAdapter.ts).
         threads: options.adaptThreads ? { ideal: options.threads, min: 1 } : options.threads,
         flashAttention: false,
-        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => generating.count) } } : {}),
+        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => batching.generating, sequenceIds) } } : {}),
       });
     } catch (error) {
       await model.dispose();
@@ -222,6 +270,7 @@ export class LlamaRuntime implements EngineRuntime {
         { cause: error },
       );
     }
+    batching.context = context;
     const slots: Slot[] = [];
     for (let i = 0; i < parallel; i++) {
       const sequence = context.getSequence();
@@ -257,7 +306,7 @@ export class LlamaRuntime implements EngineRuntime {
             log.info({ threads, otherProcessesCores: Math.round(others * 100) / 100 }, threads < options.threads ? "other processes keep the cores busy: fewer threads" : "cores free again: planned threads"),
         })
       : undefined;
-    return new LlamaRuntime(info, llama, model, context, slots, generating, adapter);
+    return new LlamaRuntime(info, llama, model, context, slots, batching, adapter);
   }
 
   /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
@@ -288,7 +337,7 @@ export class LlamaRuntime implements EngineRuntime {
   }
 
   async stats(): Promise<EngineStats> {
-    return { peakRssBytes: peakRssBytes() };
+    return { peakRssBytes: peakRssBytes(), orderedBatches: this.#batching.orderedBatches, unorderedBatches: this.#batching.unorderedBatches };
   }
 
 
@@ -322,7 +371,7 @@ export class LlamaRuntime implements EngineRuntime {
     };
     let text: string;
     let stopReason: string;
-    this.#generating.count += 1;
+    this.#batching.generating += 1;
     this.#threads?.begin();
     try {
       if (request.mode === "raw") {
@@ -342,7 +391,7 @@ export class LlamaRuntime implements EngineRuntime {
         throw new AgentError("IA_ERR_INTERNAL", `generation failed: ${(error as Error).message}`, { cause: error });
       }
     } finally {
-      this.#generating.count -= 1;
+      this.#batching.generating -= 1;
       this.#threads?.end();
     }
     const finished = performance.now();

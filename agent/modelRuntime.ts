@@ -119,6 +119,10 @@ export interface RawEvaluationResult {
 export interface EngineStats {
   /** Peak resident set of the process that runs llama.cpp (Linux VmHWM, else maxRSS). */
   peakRssBytes: number;
+  /** Batches of several sequences put in sequence-id order (llamaRuntime.ts, gatherGeneratingSequences). */
+  orderedBatches: number;
+  /** Batches of several sequences left in queue order because the ids could not be read. */
+  unorderedBatches: number;
 }
 
 /** What `bench` needs beyond answering: the raw loop and memory figures. */

@@ -24,6 +24,11 @@ interface Waiting {
  * The one queue that every transport shares, so the console, MQTT and the serial line
  * never make the model run more generations than it has sequences for. FIFO; a job
  * holds a slot index for its whole run, which maps to one context sequence.
+ *
+ * A job gets the lowest free slot. The running slots then stay 0..n-1 as far as they can,
+ * and llama.cpp decodes consecutive sequence ids as one graph run (llamaRuntime.ts,
+ * gatherGeneratingSequences); one person asking one question after another also stays on
+ * slot 0, where the conversation so far is still in the KV cache.
  */
 export class RequestQueue {
   readonly slots: number;
@@ -107,6 +112,7 @@ export class RequestQueue {
       this.#announcePositions();
     } else {
       this.#free.push(slot);
+      this.#free.sort((a, b) => a - b);
     }
   }
 

@@ -84,9 +84,16 @@ describe("the engine process", () => {
     expect(result.usage.completionTokens).toBeLessThan(400);
   });
 
-  it("serves four sequences at once", async () => {
-    const results = await Promise.all([0, 1, 2, 3].map((slot) => engine.generate(slot, greedy(`question ${slot}`, 16))));
+  it("serves four sequences at once, their batches put in sequence-id order", async () => {
+    const before = await engine.stats();
+    const results = await Promise.all([3, 1, 2, 0].map((slot) => engine.generate(slot, greedy(`question ${slot}`, 16))));
     for (const result of results) expect(result.usage.completionTokens).toBe(16);
+    // The batching strategy read node-llama-cpp's sequence ids for every batch of several
+    // sequences (llamaRuntime.ts, queuedSequenceIds): a node-llama-cpp upgrade that moves
+    // them fails here instead of silently splitting batches again.
+    const after = await engine.stats();
+    expect(after.orderedBatches - before.orderedBatches).toBeGreaterThanOrEqual(15);
+    expect(after.unorderedBatches).toBe(before.unorderedBatches);
   });
 
   it("when the engine dies mid-answer, says IA_ERR_ENGINE_EXITED and starts it again for the next question", async () => {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { DeltaBatcher } from "../../agent/engineWorker.js";
-import { fairShare, gatherGeneratingSequences } from "../../agent/llamaRuntime.js";
+import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/llamaRuntime.js";
 
 const item = (tokens: number, evaluationPriority = 5) => ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
 
 describe("batching the sequences that are generating", () => {
   it("waits (an empty batch) while fewer sequences are queued than are generating, then takes them all", () => {
     let generating = 4;
-    const strategy = gatherGeneratingSequences(() => generating, 3);
+    const strategy = gatherGeneratingSequences(() => generating, undefined, 3);
     const three = [item(1), item(1), item(1)];
     expect(strategy({ items: three, size: 512 })).toEqual([]);
     const four = [...three, item(1)];
@@ -17,12 +17,29 @@ describe("batching the sequences that are generating", () => {
   });
 
   it("gives up waiting after its bound, so a sequence busy elsewhere never stalls the rest", () => {
-    const strategy = gatherGeneratingSequences(() => 4, 3);
+    const strategy = gatherGeneratingSequences(() => 4, undefined, 3);
     const two = [item(1), item(1)];
     for (let i = 0; i < 3; i++) expect(strategy({ items: two, size: 512 })).toEqual([]);
     expect(strategy({ items: two, size: 512 })).toHaveLength(2);
     // The count starts again for the next batch.
     expect(strategy({ items: two, size: 512 })).toEqual([]);
+  });
+
+  it("puts the batch in sequence-id order, which llama.cpp needs to run it as one graph", () => {
+    const [a, b, c, d] = [item(1), item(1), item(1), item(1)];
+    // Queued by sequences 1, 2, 3, 0: sequence 0 finished sampling last.
+    const ids = [1, 2, 3, 0];
+    const strategy = gatherGeneratingSequences(() => 4, () => ids);
+    expect(strategy({ items: [a, b, c, d], size: 512 }).map((p) => p.item)).toEqual([d, a, b, c]);
+    expect(inSequenceOrder([a, b, c], [7, 2, 5])).toEqual([b, c, a]);
+  });
+
+  it("keeps queue order when the ids are missing or do not match the items one to one", () => {
+    const [a, b, c] = [item(1), item(1), item(1)];
+    expect(inSequenceOrder([a, b, c], undefined)).toEqual([a, b, c]);
+    expect(inSequenceOrder([a, b, c], [2, 1])).toEqual([a, b, c]);
+    const strategy = gatherGeneratingSequences(() => 3, () => undefined);
+    expect(strategy({ items: [a, b, c], size: 512 }).map((p) => p.item)).toEqual([a, b, c]);
   });
 
   it("fair share: every item gets an equal part of the batch and what is left goes in order", () => {

@@ -37,6 +37,25 @@ describe("RequestQueue", () => {
     expect(queue.running).toBe(0);
   });
 
+  it("hands out the lowest free slot, so running slots stay 0..n-1 and one asker stays on slot 0", async () => {
+    const queue = new RequestQueue({ slots: 4 });
+    const gates = [deferred(), deferred(), deferred()];
+    const held = gates.map((gate) => queue.run(async (slot) => (await gate.promise, slot)));
+    gates[0]!.resolve();
+    gates[1]!.resolve();
+    expect(await held[0]).toBe(0);
+    expect(await held[1]).toBe(1);
+    // Slots 0 and 1 are free again, pushed after 3 in the free list: one asker after another still gets 0.
+    expect(await queue.run(async (slot) => slot)).toBe(0);
+    expect(await queue.run(async (slot) => slot)).toBe(0);
+    const three = [deferred(), deferred(), deferred()];
+    const slots = three.map((gate) => queue.run(async (slot) => (await gate.promise, slot)));
+    three.forEach((gate) => gate.resolve());
+    expect(await Promise.all(slots)).toEqual([0, 1, 3]);
+    gates[2]!.resolve();
+    expect(await held[2]).toBe(2);
+  });
+
   it("tells waiting jobs their place in line as it changes", async () => {
     const queue = new RequestQueue({ slots: 1 });
     const gate = deferred();
