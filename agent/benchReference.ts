@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { AgentError } from "./errors.js";
+import { FLASH_ATTENTION } from "./modelRuntime.js";
 
 /**
  * llama.cpp's own `llama-bench`, run as a child between the agent's runs so that the ratio
@@ -60,7 +61,7 @@ export async function runBatchedReference(options: BatchedReferenceOptions): Pro
   const most = Math.max(...options.parallel);
   const args = [
     "-m", options.modelPath, "-t", String(options.threads), "-c", String(most * (options.promptTokens + options.genTokens + 16)), "-b", "512",
-    "-npp", String(options.promptTokens), "-ntg", String(options.genTokens), "-npl", options.parallel.join(","), "-fa", "off", "--output-format", "jsonl",
+    "-npp", String(options.promptTokens), "-ntg", String(options.genTokens), "-npl", options.parallel.join(","), "-fa", FLASH_ATTENTION, "--output-format", "jsonl",
   ];
   const stdout = await runTool("llama-batched-bench", options.binary, args);
   const figures = new Map<number, number>();
@@ -81,7 +82,7 @@ export async function runBatchedReference(options: BatchedReferenceOptions): Pro
 
 /** One llama-bench invocation: pp<prompt> and tg<gen>, one repetition each after its warm-up. */
 export async function runReference(options: ReferenceOptions): Promise<ReferenceSample> {
-  const args = ["-m", options.modelPath, "-t", String(options.threads), "-p", String(options.promptTokens), "-n", String(options.genTokens), "-r", "1", "-fa", "off", "-o", "json"];
+  const args = ["-m", options.modelPath, "-t", String(options.threads), "-p", String(options.promptTokens), "-n", String(options.genTokens), "-r", "1", "-fa", FLASH_ATTENTION, "-o", "json"];
   const stdout = await runTool("llama-bench", options.binary, args);
   try {
     const rows = JSON.parse(stdout) as LlamaBenchRow[];

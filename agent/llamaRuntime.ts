@@ -16,6 +16,7 @@ import type {
   RawEvaluationResult,
   RuntimeInfo,
 } from "./modelRuntime.js";
+import { FLASH_ATTENTION } from "./modelRuntime.js";
 import { peakRssBytes } from "./processStats.js";
 import { ThreadAdapter } from "./threadAdapter.js";
 
@@ -258,7 +259,7 @@ export class LlamaRuntime implements EngineRuntime {
         sequences: parallel,
         // With a minimum of 1, `llama.maxThreads` can lower the count per batch (threadAdapter.ts).
         threads: options.adaptThreads ? { ideal: options.threads, min: 1 } : options.threads,
-        flashAttention: false,
+        flashAttention: FLASH_ATTENTION,
         ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => batching.generating, sequenceIds) } } : {}),
       });
     } catch (error) {
