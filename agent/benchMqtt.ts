@@ -121,7 +121,13 @@ export class BenchMqtt {
     const id = topic.slice(this.#replyBase.length + 1);
     const pending = this.#pending.get(id);
     if (!pending) return;
-    let body: { delta?: string; done?: boolean; usage?: { promptTokens: number; completionTokens: number }; error?: { code: string; message: string } };
+    let body: {
+      delta?: string;
+      done?: boolean;
+      usage?: { promptTokens: number; completionTokens: number };
+      timings?: { ttftMs?: number };
+      error?: { code: string; message: string };
+    };
     try {
       body = JSON.parse(payload.toString("utf8")) as typeof body;
     } catch {
@@ -137,7 +143,8 @@ export class BenchMqtt {
       pending.reject(new AgentError("IA_ERR_INTERNAL", `bench: the agent answered over MQTT with ${body.error ? `${body.error.code}: ${body.error.message}` : "no usage"}`));
       return;
     }
-    pending.resolve(sampleFrom({ startedAt: pending.startedAt, firstAt: pending.firstAt, finishedAt: at, ...body.usage }));
+    // The final reply carries the engine's TTFT in whole ms (DESIGN.md): ±0.5 ms on the path time.
+    pending.resolve(sampleFrom({ startedAt: pending.startedAt, firstAt: pending.firstAt, finishedAt: at, engineTtftMs: body.timings?.ttftMs, ...body.usage }));
   }
 
   async close(): Promise<void> {

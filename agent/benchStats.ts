@@ -26,6 +26,12 @@ export interface Sample {
   ttftMs: number;
   promptTokensPerSecond: number;
   tokensPerSecond: number;
+  /**
+   * The requester's TTFT minus the TTFT the engine measured for the same request: what the
+   * path (queue, engine IPC, MQTT) adds before the first text, free of the prompt-evaluation
+   * time that varies by tens of ms between requests. Null when the engine's figure is unknown.
+   */
+  pathMs: number | null;
 }
 
 export interface SampleMedians {
@@ -35,6 +41,7 @@ export interface SampleMedians {
   ttftMs: number;
   promptTokensPerSecond: number;
   tokensPerSecond: number;
+  pathMs: number | null;
 }
 
 export function medians(samples: Sample[]): SampleMedians {
@@ -45,11 +52,19 @@ export function medians(samples: Sample[]): SampleMedians {
     ttftMs: median(samples.map((s) => s.ttftMs)),
     promptTokensPerSecond: median(samples.map((s) => s.promptTokensPerSecond)),
     tokensPerSecond: median(samples.map((s) => s.tokensPerSecond)),
+    pathMs: samples.some((s) => s.pathMs === null) ? null : median(samples.map((s) => s.pathMs!)),
   };
 }
 
-/** The figures of one request timed by its caller: sent, first text, done. */
-export function sampleFrom(timing: { startedAt: number; firstAt: number | undefined; finishedAt: number; promptTokens: number; completionTokens: number }): Sample {
+/** The figures of one request timed by its caller: sent, first text, done; and the engine's own TTFT when the answer carried it. */
+export function sampleFrom(timing: {
+  startedAt: number;
+  firstAt: number | undefined;
+  finishedAt: number;
+  promptTokens: number;
+  completionTokens: number;
+  engineTtftMs?: number | undefined;
+}): Sample {
   const firstAt = timing.firstAt ?? timing.finishedAt;
   const ttftMs = firstAt - timing.startedAt;
   const generationSeconds = (timing.finishedAt - firstAt) / 1000;
@@ -59,6 +74,7 @@ export function sampleFrom(timing: { startedAt: number; firstAt: number | undefi
     ttftMs: round(ttftMs),
     promptTokensPerSecond: ttftMs > 0 ? round((timing.promptTokens * 1000) / ttftMs) : 0,
     tokensPerSecond: timing.completionTokens > 1 && generationSeconds > 0 ? round((timing.completionTokens - 1) / generationSeconds) : 0,
+    pathMs: timing.engineTtftMs === undefined || timing.firstAt === undefined ? null : round(ttftMs - timing.engineTtftMs),
   };
 }
 

@@ -44,7 +44,12 @@ describe("bench", () => {
     for (const c of report.concurrency) expect(c.aggregateTokensPerSecond).toBeGreaterThan(0);
     expect(report.ratios.rawVsLlamaBench).toEqual({ prompt: null, generation: null });
     expect(report.ratios.mqttVsInProcess.generation).toBeGreaterThan(0);
-    expect(typeof report.ratios.mqttTtftOverheadMs).toBe("number");
+    // Each request's TTFT paired with the engine's own: the path adds something, and never takes time away.
+    expect(report.raw.pathMs).toBeNull();
+    expect(report.inProcess.pathMs).toBeGreaterThan(0);
+    expect(report.mqtt.pathMs).toBeGreaterThan(0);
+    expect(report.ratios.mqttTtftOverheadMs).toBeCloseTo(report.mqtt.pathMs - report.inProcess.pathMs, 1);
+    expect(typeof report.ratios.mqttTtftMedianDifferenceMs).toBe("number");
     expect(report.ratios.concurrencySpeedup).toBeGreaterThan(0);
 
     const table = await runAgent([...args, "--bench-concurrency", "1", "--mqtt", "off"], { timeoutMs: 120_000 });
