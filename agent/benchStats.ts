@@ -52,7 +52,8 @@ export function medians(samples: Sample[]): SampleMedians {
     ttftMs: median(samples.map((s) => s.ttftMs)),
     promptTokensPerSecond: median(samples.map((s) => s.promptTokensPerSecond)),
     tokensPerSecond: median(samples.map((s) => s.tokensPerSecond)),
-    pathMs: samples.some((s) => s.pathMs === null) ? null : median(samples.map((s) => s.pathMs!)),
+    // A request whose answer streamed no text has no first-text time, so no path time: the median of the others.
+    pathMs: samples.every((s) => s.pathMs === null) ? null : median(samples.flatMap((s) => (s.pathMs === null ? [] : [s.pathMs]))),
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { concurrentThroughput, median, ratio, sampleFrom } from "../../agent/benchStats.js";
+import { concurrentThroughput, median, medians, ratio, sampleFrom } from "../../agent/benchStats.js";
 
 describe("bench statistics", () => {
   it("median of odd and even counts ignores non-finite values", () => {
@@ -23,7 +23,12 @@ describe("bench statistics", () => {
   it("the path time is the requester's TTFT minus the engine's own, and only when both are known", () => {
     expect(sampleFrom({ startedAt: 10, firstAt: 110.25, finishedAt: 900, promptTokens: 8, completionTokens: 4, engineTtftMs: 97 }).pathMs).toBe(3.25);
     // No first text seen: the TTFT is the whole answer, so no path time either.
-    expect(sampleFrom({ startedAt: 0, firstAt: undefined, finishedAt: 900, promptTokens: 8, completionTokens: 0, engineTtftMs: 97 }).pathMs).toBeNull();
+    const silent = sampleFrom({ startedAt: 0, firstAt: undefined, finishedAt: 900, promptTokens: 8, completionTokens: 0, engineTtftMs: 97 });
+    expect(silent.pathMs).toBeNull();
+    // Its median skips such requests, and is null only when no request has one.
+    const timed = [1, 2, 9].map((pathMs) => ({ ...silent, pathMs }));
+    expect(medians([...timed, silent]).pathMs).toBe(2);
+    expect(medians([silent, silent]).pathMs).toBeNull();
   });
 
   it("median keeps the digits asked for", () => {
