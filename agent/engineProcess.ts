@@ -35,6 +35,8 @@ function engineScript(): string {
   return bundle;
 }
 
+const HIDE_WINDOW: { windowsHide: boolean } = { windowsHide: true };
+
 /** How long an engine may take to leave after `dispose` before it is killed. */
 const DISPOSE_GRACE_MS = 5000;
 
@@ -162,6 +164,10 @@ export class EngineProcess implements EngineRuntime {
     const restart = this.#info !== undefined;
     if (restart) this.#log.warn({ model: options.modelLabel }, "starting the engine process again and reloading the model");
     const child = fork(engineScript(), [], {
+      // On Windows the engine gets no console window of its own (a service or a console on the
+      // instrument's desktop would flash one per start). fork passes this on to spawn, but
+      // @types/node's ForkOptions leaves it out, hence the spread.
+      ...HIDE_WINDOW,
       // Only the engine's libuv pool shrinks to one thread; this process keeps its four.
       env: { ...process.env, UV_THREADPOOL_SIZE: "1", INSTRUMENT_AGENT_ENGINE_CHILD: "1" },
       execArgv: [],

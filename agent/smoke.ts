@@ -161,7 +161,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
         logger,
       });
       const info = loaded.info;
-      return { value: loaded, detail: `loaded in ${info.loadMs} ms: ${info.threads} threads, context ${info.contextSize} tokens, ${info.backend}` };
+      return { value: loaded, detail: `loaded in ${info.loadMs} ms: ${info.threads} threads, context ${info.contextSize} tokens, ${info.backend}, engine ${info.engine}` };
     });
   }
 
