@@ -153,14 +153,15 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       });
     }
     // The system prompt starts with a letter that changes with every request, then a serial
-    // number, so each prompt differs from the last one on its sequence right after the chat
-    // template's first 3 tokens and the KV cache cannot shorten the prompt being timed. A
-    // number alone was not enough: Qwen's tokenizer splits digits, so "14" and "15" shared a
-    // token.
+    // number of fixed width, so each prompt differs from the last one on its sequence right
+    // after the chat template's first tokens (the KV cache cannot shorten the prompt being
+    // timed) and every prompt has the same length. A plain serial number was not enough:
+    // Qwen's tokenizer splits digits, so "14" and "15" shared a token, and "9" and "10"
+    // differed in length.
     let serial = 0;
     const system = () => {
       serial += 1;
-      return `${String.fromCharCode(65 + (serial % 26))}${serial}: answer briefly.`;
+      return `${String.fromCharCode(65 + (serial % 26))}${String(serial).padStart(4, "0")}: answer briefly.`;
     };
     const probe = await service.answer({ mode: "chat", system: system(), messages: [{ role: "user", content: "hi" }], params: { temperature: 0, maxTokens: 1 } });
     const overhead = Math.max(0, probe.usage.promptTokens - (await runtime.countTokens("hi")));
@@ -184,8 +185,8 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       return { aggregate: throughput.generation, endToEnd: throughput.endToEnd, perRequester: median(samples.map((s) => s.tokensPerSecond)), ttftMs: median(samples.map((s) => s.ttftMs)) };
     };
     // The loop clears its sequence's cache, so it runs on the last slot: the timed questions,
-    // which take the lowest free slot, then always find the same 5 chat-template tokens
-    // cached and evaluate prompts of the same length (64 against 59 tokens otherwise).
+    // which take the lowest free slot, then always find the same chat-template tokens cached
+    // and evaluate prompts of the same length (after a clear, all of it: 5 tokens more here).
     const raw = () => runtime.rawEvaluationBaseline(runtime.slots - 1, { text: `${text} ${text}`, promptTokens: options.promptTokens, maxTokens: options.genTokens });
 
     onStep?.("warming up");

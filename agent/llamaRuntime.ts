@@ -110,6 +110,7 @@ export function gatherGeneratingSequences(
   generating: () => number,
   sequenceIds: () => readonly number[] | undefined = () => undefined,
   maxWaits = 32,
+  counts?: BatchOrderCounts,
 ): CustomBatchingPrioritizationStrategy {
   let waits = 0;
   return ({ items, size }) => {
@@ -118,8 +119,24 @@ export function gatherGeneratingSequences(
       return [];
     }
     waits = 0;
-    return fairShare(inSequenceOrder(items, sequenceIds()), size);
+    const ids = sequenceIds();
+    const ordered = inSequenceOrder(items, ids);
+    if (counts && items.length > 1) {
+      if (ids?.length !== items.length) counts.unorderedBatches += 1;
+      else {
+        counts.orderedBatches += 1;
+        if (ordered.some((item, index) => item !== items[index])) counts.reorderedBatches += 1;
+      }
+    }
+    return fairShare(ordered, size);
   };
+}
+
+/** Batches of several sequences: put in sequence-id order, of those the ones the sort changed, and the ones left in queue order. */
+export interface BatchOrderCounts {
+  orderedBatches: number;
+  reorderedBatches: number;
+  unorderedBatches: number;
 }
 
 /** `items` sorted by their sequence ids; unchanged when the ids do not match them one to one. */
@@ -136,7 +153,7 @@ export function inSequenceOrder(items: readonly BatchItem[], ids: readonly numbe
  * batching strategy. node-llama-cpp 3.21 builds the strategy's items from its internal
  * `_queuedDecodes` list in order and does not expose the ids otherwise; the version is
  * pinned, and anything unexpected here gives undefined (queue order) rather than an error.
- * The engine counts batches it could order (`stats`), and a test fails if that stays 0.
+ * The engine counts the batches it ordered and reordered (`stats`); a test fails if none was reordered.
  */
 function queuedSequenceIds(context: LlamaContext | undefined): number[] | undefined {
   const queued = (context as unknown as { _queuedDecodes?: unknown } | undefined)?._queuedDecodes;
@@ -146,14 +163,12 @@ function queuedSequenceIds(context: LlamaContext | undefined): number[] | undefi
 }
 
 /** What the batching strategy shares with the runtime: how many sequences generate, and how batches were ordered. */
-interface BatchingState {
+interface BatchingState extends BatchOrderCounts {
   generating: number;
   context: LlamaContext | undefined;
-  orderedBatches: number;
-  unorderedBatches: number;
 }
 
-/** Every queued item gets an equal share of the batch; what is left goes in queue order. */
+/** Every queued item gets an equal share of the batch; what is left goes in the order given (sequence order, above). */
 export function fairShare(items: readonly BatchItem[], size: number): PrioritizedBatchItem[] {
   const share = Math.max(1, Math.floor(size / Math.max(1, items.length)));
   let left = size;
@@ -246,13 +261,7 @@ export class LlamaRuntime implements EngineRuntime {
     }
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     let context: LlamaContext;
-    const batching: BatchingState = { generating: 0, context: undefined, orderedBatches: 0, unorderedBatches: 0 };
-    const sequenceIds = () => {
-      const ids = queuedSequenceIds(batching.context);
-      if (ids === undefined) batching.unorderedBatches += 1;
-      else if (ids.length > 1) batching.orderedBatches += 1;
-      return ids;
-    };
+    const batching: BatchingState = { generating: 0, context: undefined, orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
     try {
       context = await model.createContext({
         contextSize: options.contextSize,
@@ -260,7 +269,7 @@ export class LlamaRuntime implements EngineRuntime {
         // With a minimum of 1, `llama.maxThreads` can lower the count per batch (threadAdapter.ts).
         threads: options.adaptThreads ? { ideal: options.threads, min: 1 } : options.threads,
         flashAttention: FLASH_ATTENTION,
-        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => batching.generating, sequenceIds) } } : {}),
+        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => batching.generating, () => queuedSequenceIds(batching.context), 32, batching) } } : {}),
       });
     } catch (error) {
       await model.dispose();
@@ -338,7 +347,8 @@ export class LlamaRuntime implements EngineRuntime {
   }
 
   async stats(): Promise<EngineStats> {
-    return { peakRssBytes: peakRssBytes(), orderedBatches: this.#batching.orderedBatches, unorderedBatches: this.#batching.unorderedBatches };
+    const { orderedBatches, reorderedBatches, unorderedBatches } = this.#batching;
+    return { peakRssBytes: peakRssBytes(), orderedBatches, reorderedBatches, unorderedBatches };
   }
 
 

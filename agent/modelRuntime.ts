@@ -129,6 +129,8 @@ export interface EngineStats {
   peakRssBytes: number;
   /** Batches of several sequences put in sequence-id order (llamaRuntime.ts, gatherGeneratingSequences). */
   orderedBatches: number;
+  /** Of those, the batches whose queue order the sort changed. */
+  reorderedBatches: number;
   /** Batches of several sequences left in queue order because the ids could not be read. */
   unorderedBatches: number;
 }

@@ -80,7 +80,7 @@ describe("the win-x64 release under wine", () => {
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.host.platform).toBe("win32");
-    // llama.cpp ran in its own forked engine process (hidden window), not inline.
+    // llama.cpp ran in its own forked engine process, not inline.
     expect(report.checks.find((c) => c.name === "model loads")?.detail).toContain("engine process");
     expect(result.code).toBe(0);
     process.stderr.write(`wine smoke took ${Math.round(performance.now() - started)} ms\n`);

@@ -89,10 +89,12 @@ describe("the engine process", () => {
     const results = await Promise.all([3, 1, 2, 0].map((slot) => engine.generate(slot, greedy(`question ${slot}`, 16))));
     for (const result of results) expect(result.usage.completionTokens).toBe(16);
     // The batching strategy read node-llama-cpp's sequence ids for every batch of several
-    // sequences (llamaRuntime.ts, queuedSequenceIds): a node-llama-cpp upgrade that moves
-    // them fails here instead of silently splitting batches again.
+    // sequences (llamaRuntime.ts, queuedSequenceIds), and the prompts, queued as 3, 1, 2, 0,
+    // went out sorted: a node-llama-cpp upgrade that moves the ids, or a strategy that stops
+    // sorting, fails here instead of silently splitting batches again.
     const after = await engine.stats();
     expect(after.orderedBatches - before.orderedBatches).toBeGreaterThanOrEqual(15);
+    expect(after.reorderedBatches - before.reorderedBatches).toBeGreaterThanOrEqual(1);
     expect(after.unorderedBatches).toBe(before.unorderedBatches);
   });
 

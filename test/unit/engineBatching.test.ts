@@ -28,9 +28,14 @@ describe("batching the sequences that are generating", () => {
   it("puts the batch in sequence-id order, which llama.cpp needs to run it as one graph", () => {
     const [a, b, c, d] = [item(1), item(1), item(1), item(1)];
     // Queued by sequences 1, 2, 3, 0: sequence 0 finished sampling last.
-    const ids = [1, 2, 3, 0];
-    const strategy = gatherGeneratingSequences(() => 4, () => ids);
+    let ids = [1, 2, 3, 0];
+    const counts = { orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
+    const strategy = gatherGeneratingSequences(() => 4, () => ids, 32, counts);
     expect(strategy({ items: [a, b, c, d], size: 512 }).map((p) => p.item)).toEqual([d, a, b, c]);
+    ids = [0, 1, 2, 3];
+    expect(strategy({ items: [a, b, c, d], size: 512 }).map((p) => p.item)).toEqual([a, b, c, d]);
+    // Counted: two batches ordered, one of them changed by the sort.
+    expect(counts).toEqual({ orderedBatches: 2, reorderedBatches: 1, unorderedBatches: 0 });
     expect(inSequenceOrder([a, b, c], [7, 2, 5])).toEqual([b, c, a]);
   });
 
@@ -38,8 +43,12 @@ describe("batching the sequences that are generating", () => {
     const [a, b, c] = [item(1), item(1), item(1)];
     expect(inSequenceOrder([a, b, c], undefined)).toEqual([a, b, c]);
     expect(inSequenceOrder([a, b, c], [2, 1])).toEqual([a, b, c]);
-    const strategy = gatherGeneratingSequences(() => 3, () => undefined);
+    const counts = { orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
+    const strategy = gatherGeneratingSequences(() => 3, () => undefined, 32, counts);
     expect(strategy({ items: [a, b, c], size: 512 }).map((p) => p.item)).toEqual([a, b, c]);
+    // A batch of one sequence has no order to keep and is not counted.
+    gatherGeneratingSequences(() => 1, () => undefined, 32, counts)({ items: [a], size: 512 });
+    expect(counts).toEqual({ orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 1 });
   });
 
   it("fair share: every item gets an equal part of the batch and what is left goes in order", () => {
