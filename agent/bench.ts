@@ -4,7 +4,7 @@ import type { AgentConfig } from "./config.js";
 import { AgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { EngineRuntime } from "./modelRuntime.js";
-import { prepareModel } from "./modelSetup.js";
+import { prepareModel, runtimeOptions } from "./modelSetup.js";
 import { peakRssBytes } from "./processStats.js";
 import { RequestQueue } from "./requestQueue.js";
 import type { BenchMqtt } from "./benchMqtt.js";
@@ -124,17 +124,10 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
   const parallel = Math.max(1, ...options.concurrency);
   const { startEngine } = await import("./engineProcess.js");
   onStep?.(`loading ${model.label} with ${threads} threads and ${parallel} sequences`);
-  const runtime = await startEngine({
-    modelPath: model.path,
-    modelLabel: model.label,
-    isDemo: model.isDemo,
-    threads,
-    contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256),
-    parallelSequences: parallel,
-    mlock: plan.mlock.value,
-    adaptThreads: config.threads === "auto",
-    logger,
-  }, config.engine);
+  const runtime = await startEngine(
+    { ...runtimeOptions(config, model, plan, logger), contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256), parallelSequences: parallel },
+    config.engine,
+  );
   const startToLoadedMs = Math.round(performance.now());
   const service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), { system: "", params: {} });
   let mqtt: BenchMqtt | undefined;

@@ -109,23 +109,17 @@ export class EngineProcess implements EngineRuntime {
     }
   }
 
-  async countTokens(text: string): Promise<number> {
-    await this.#ensureRunning();
-    const id = ++this.#nextId;
-    return this.#request<number>(id, { type: "countTokens", id, text });
+  countTokens(text: string): Promise<number> {
+    return this.#call<number>((id) => ({ type: "countTokens", id, text }));
   }
 
   /** The plain node-llama-cpp loop inside the engine (`bench`'s baseline). */
-  async rawEvaluationBaseline(slot: number, options: RawEvaluationOptions): Promise<RawEvaluationResult> {
-    await this.#ensureRunning();
-    const id = ++this.#nextId;
-    return this.#request<RawEvaluationResult>(id, { type: "raw", id, slot, options });
+  rawEvaluationBaseline(slot: number, options: RawEvaluationOptions): Promise<RawEvaluationResult> {
+    return this.#call<RawEvaluationResult>((id) => ({ type: "raw", id, slot, options }));
   }
 
-  async stats(): Promise<EngineStats> {
-    await this.#ensureRunning();
-    const id = ++this.#nextId;
-    return this.#request<EngineStats>(id, { type: "stats", id });
+  stats(): Promise<EngineStats> {
+    return this.#call<EngineStats>((id) => ({ type: "stats", id }));
   }
 
   async dispose(): Promise<void> {
@@ -138,6 +132,13 @@ export class EngineProcess implements EngineRuntime {
     const timer = setTimeout(() => child.kill("SIGKILL"), DISPOSE_GRACE_MS);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** A request that needs the running engine and nothing but its answer. */
+  async #call<T>(message: (id: number) => AgentToEngine): Promise<T> {
+    await this.#ensureRunning();
+    const id = ++this.#nextId;
+    return this.#request<T>(id, message(id));
   }
 
   #request<T>(id: number, message: AgentToEngine, onDelta?: (text: string) => void): Promise<T> {

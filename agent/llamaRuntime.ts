@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
@@ -17,7 +17,7 @@ import type {
   RuntimeInfo,
 } from "./modelRuntime.js";
 import { FLASH_ATTENTION } from "./modelRuntime.js";
-import { peakRssBytes } from "./processStats.js";
+import { peakRssBytes, procStatusBytes } from "./processStats.js";
 import { ThreadAdapter } from "./threadAdapter.js";
 
 /**
@@ -47,15 +47,8 @@ export interface LlamaRuntimeOptions {
 /** Messages from llama.cpp that the agent must act on, not only log. */
 const MLOCK_FAILURE = /failed to mlock/i;
 
-function readLockedBytes(): number | null {
-  if (process.platform !== "linux") return null;
-  try {
-    const match = /^VmLck:\s+(\d+)\s+kB/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return match ? Number(match[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
+/** Memory the kernel has locked for this process (Linux `VmLck`); null elsewhere. */
+const readLockedBytes = (): number | null => procStatusBytes("VmLck");
 
 function fileSize(file: string): number {
   try {

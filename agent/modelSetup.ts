@@ -10,6 +10,7 @@ import { AnswerService } from "./answerService.js";
 import type { AgentConfig } from "./config.js";
 import type { HostFacts } from "./hostFacts.js";
 import { probeHost } from "./hostProbe.js";
+import type { LlamaRuntimeOptions } from "./llamaRuntime.js";
 import type { Logger } from "./logger.js";
 import type { ModelRuntime } from "./modelRuntime.js";
 import { createProgressBar } from "./progressBar.js";
@@ -114,6 +115,24 @@ export function createInstrument(config: AgentConfig, logger: Logger): Instrumen
   return new InstrumentBridge({ uri: config.instrument, allow: config.scpiAllow, timeoutMs: config.scpiTimeout, logger });
 }
 
+/**
+ * The model runtime's options as every command derives them from the config, the model and
+ * its plan; `run`, `smoke` and `bench` differ only in what they override.
+ */
+export function runtimeOptions(config: AgentConfig, model: ResolvedModel, plan: ResourcePlan, logger: Logger): LlamaRuntimeOptions {
+  return {
+    modelPath: model.path,
+    modelLabel: model.label,
+    isDemo: model.isDemo,
+    threads: plan.threads.value,
+    contextSize: plan.contextSize.value,
+    parallelSequences: plan.parallelSequences.value,
+    mlock: plan.mlock.value,
+    adaptThreads: config.threads === "auto",
+    logger,
+  };
+}
+
 /** Prepares and loads the model, and puts the shared queue and answer service around it. */
 export async function loadAgent(config: AgentConfig, logger: Logger, options: { showProgress?: boolean } = {}): Promise<LoadedAgent> {
   // Before the model: a bad --instrument URI is bad usage and should not wait for a load.
@@ -126,18 +145,13 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   );
   const bar = options.showProgress ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes }) : undefined;
   const { startEngine } = await import("./engineProcess.js");
-  const runtime = await startEngine({
-    modelPath: model.path,
-    modelLabel: model.label,
-    isDemo: model.isDemo,
-    threads: plan.threads.value,
-    contextSize: plan.contextSize.value,
-    parallelSequences: plan.parallelSequences.value,
-    mlock: plan.mlock.value,
-    adaptThreads: config.threads === "auto",
-    logger,
-    ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
-  }, config.engine);
+  const runtime = await startEngine(
+    {
+      ...runtimeOptions(config, model, plan, logger),
+      ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
+    },
+    config.engine,
+  );
   bar?.done();
   const queue = new RequestQueue({ slots: runtime.slots });
   const service = new AnswerService(runtime, queue, {

@@ -11,7 +11,7 @@ import type { HostFacts } from "./hostFacts.js";
 import type { Logger } from "./logger.js";
 import type { ModelRuntime } from "./modelRuntime.js";
 import type { LlamaRuntimeOptions } from "./llamaRuntime.js";
-import { planForCatalog, planForFile } from "./modelSetup.js";
+import { planForCatalog, planForFile, runtimeOptions } from "./modelSetup.js";
 import { chooseEngine, findEngineInstall } from "./preflight.js";
 import type { ResourcePlan } from "./resourcePolicy.js";
 
@@ -149,17 +149,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     const plan = planForFile(facts, config, prepared.model, prepared.summary);
     report.plan = plan;
     runtime = await checks.run("model loads", async () => {
-      const loaded = await probes.loadRuntime(config.engine, {
-        modelPath: prepared.model.path,
-        modelLabel: prepared.model.label,
-        isDemo: prepared.model.isDemo,
-        threads: plan.threads.value,
-        contextSize: plan.contextSize.value,
-        parallelSequences: 1,
-        mlock: plan.mlock.value,
-        adaptThreads: config.threads === "auto",
-        logger,
-      });
+      const loaded = await probes.loadRuntime(config.engine, { ...runtimeOptions(config, prepared.model, plan, logger), parallelSequences: 1 });
       const info = loaded.info;
       return { value: loaded, detail: `loaded in ${info.loadMs} ms: ${info.threads} threads, context ${info.contextSize} tokens, ${info.backend}, engine ${info.engine}` };
     });

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import type { AddressInfo, Server } from "node:net";
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/bundle.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { packRelease, requireTool, runCommand } from "../helpers/packRelease.js";
+import { waitUntil } from "../helpers/wait.js";
+import { freePort, waitForPort } from "../helpers/mosquitto.js";
 
 // The linux-x64 archive unpacked into an empty folder outside the repo and run with only
 // Node on PATH: the folder must be self-sufficient. Then the same under qemu's Core 2.
@@ -48,38 +50,6 @@ function smoke(args: string[], timeoutMs = 120_000) {
 
 function parse(stdout: string): SmokeJson {
   return JSON.parse(stdout) as SmokeJson;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what: string, ready: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!ready()) {
-    if (Date.now() > until) throw new Error(`${what} did not come up within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function waitForPort(port: number, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, "127.0.0.1");
-      socket.once("connect", () => (socket.destroy(), resolve(true)));
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("the unpacked linux-x64 release", () => {
@@ -153,7 +123,7 @@ describe("the unpacked linux-x64 release", () => {
     servers.push(instrument);
     await new Promise<void>((resolve) => instrument.listen(0, "127.0.0.1", resolve));
     const scpiPort = (instrument.address() as AddressInfo).port;
-    await waitFor("socat", () => existsSync(`${ptys}/agent`));
+    await waitUntil(() => existsSync(`${ptys}/agent`), { what: "socat's pty", timeoutMs: 10_000, intervalMs: 50 });
     await waitForPort(port);
     const result = await smoke(["--mqtt", `mqtt://127.0.0.1:${port}`, "--serial", `${ptys}/agent`, "--instrument", `tcp://127.0.0.1:${scpiPort}`, "--json"]);
     const report = parse(result.stdout);

@@ -6,6 +6,7 @@ import { LlamaRuntime } from "../../agent/llamaRuntime.js";
 import { createLogger } from "../../agent/logger.js";
 import type { GenerateRequest } from "../../agent/modelRuntime.js";
 import { synthModel, tempDir } from "../helpers/models.js";
+import { waitUntil } from "../helpers/wait.js";
 
 // The engine process for real: the built bundle forked with one libuv thread, the real
 // node-llama-cpp and the project's tiny random-weight model, against llama.cpp loaded
@@ -24,14 +25,6 @@ function alive(pid: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function waitFor(check: () => boolean, ms = 5000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -119,7 +112,7 @@ describe("the engine process", () => {
     const pid = other.pid!;
     expect(alive(pid)).toBe(true);
     await other.dispose();
-    await waitFor(() => !alive(pid));
+    await waitUntil(() => !alive(pid), { what: "the engine process ending" });
     await expect(other.generate(0, greedy("x"))).rejects.toMatchObject({ code: "IA_ERR_DISPOSED" });
   });
 });

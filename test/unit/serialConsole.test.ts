@@ -5,6 +5,7 @@ import type { GenerateRequest, GenerateResult, ModelRuntime, RuntimeInfo } from 
 import { RequestQueue } from "../../agent/requestQueue.js";
 import { SerialConsole } from "../../agent/serialConsole.js";
 import type { SerialLink, SerialLinkEvents } from "../../agent/serialLink.js";
+import { waitUntil } from "../helpers/wait.js";
 
 /**
  * A serial line that transmits at a real baud rate (10 bits a byte): `write` resolves when
@@ -135,13 +136,7 @@ function makeConsole(link: SerialLink, runtime: ModelRuntime, service = new Answ
   return console;
 }
 
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const until = (check: () => boolean, timeoutMs = 5000) => waitUntil(check, { timeoutMs, intervalMs: 5 });
 
 afterEach(async () => {
   for (const console of consoles.splice(0)) await console.stop();
