@@ -4,8 +4,11 @@ import type { Logger } from "./logger.js";
 import type { LoadedAgent } from "./modelSetup.js";
 import type { Transport } from "./transport.js";
 
-/** Builds one transport from the loaded agent, or returns undefined when it is not configured. */
-export type TransportFactory = (agent: LoadedAgent, config: AgentConfig, logger: Logger) => Transport | undefined | Promise<Transport | undefined>;
+/**
+ * Builds one transport from the loaded agent, or returns undefined when it is not configured.
+ * `started` lists the transports already running (the console shows their state).
+ */
+export type TransportFactory = (agent: LoadedAgent, config: AgentConfig, logger: Logger, started: readonly Transport[]) => Transport | undefined | Promise<Transport | undefined>;
 
 export interface RunOptions {
   config: AgentConfig;
@@ -46,7 +49,7 @@ export async function runTransports(options: RunOptions): Promise<number> {
 
   try {
     for (const factory of options.factories) {
-      const transport = await factory(agent, config, logger);
+      const transport = await factory(agent, config, logger, started);
       if (!transport) continue;
       await transport.start();
       started.push(transport);
@@ -64,7 +67,24 @@ export async function runTransports(options: RunOptions): Promise<number> {
     return EXIT_OK;
   }
 
-  const endedByItself = started.filter((t) => t.ended).map((t) => t.ended!.then(() => `${t.name} ended`));
+  // A transport that gives up with an error (MQTT: the id is taken) leaves the others serving;
+  // one that ends without (the person typed /bye), or the last one standing, ends the run.
+  let serving = started.length;
+  const endedByItself = started
+    .filter((t) => t.ended)
+    .map(
+      (t) =>
+        new Promise<string>((resolve) => {
+          void t.ended!.then((error) => {
+            if (!error) return resolve(`${t.name} ended`);
+            serving -= 1;
+            if (serving === 0) {
+              failed = true;
+              resolve(`${t.name} gave up (${error.code}) and no other transport is serving`);
+            }
+          });
+        }),
+    );
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
   const signalled = new Promise<string>((resolve) => (onSignal = resolve));
   // Listeners stay until the process exits: a second Ctrl-C while stopping must not kill it.

@@ -7,8 +7,8 @@ import type { AgentConfig } from "./config.js";
 import { AgentError, EXIT_CHECK_FAILED, EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
 import { runTransports } from "./agentRunner.js";
 import { DEMO_NOTICE } from "./consoleText.js";
-import { createLocalConsole, TRANSPORT_FACTORIES } from "./transports.js";
-import { createLogger } from "./logger.js";
+import { createLocalConsole, transportFactories } from "./transports.js";
+import { createLogger, TerminalLogGate } from "./logger.js";
 import type { Logger } from "./logger.js";
 import { createInstrument, loadAgent, planForCatalog, prepareModel } from "./modelSetup.js";
 import { createAllowlist } from "../firmware-bridge/instrumentBridge.js";
@@ -40,9 +40,26 @@ interface Context {
 function setUp(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig> = {}, localKeys: string[] = []): Context {
   const { config } = loadConfig({ flags: withoutKeys(flags, localKeys), commandDefaults });
   const logger = createLogger({ level: config.logLevel, file: config.logFile });
-  // Before any model work starts threads: on the instrument's PC the instrument comes first.
-  const priority = applyProcessPriority(config.shape, config.priority);
-  return { config, logger, priority };
+  return { config, logger, priority: applyPriority(config) };
+}
+
+/** Before any model work starts threads: on the instrument's PC the instrument comes first. */
+function applyPriority(config: AgentConfig): PriorityOutcome {
+  return applyProcessPriority(config.shape, config.priority);
+}
+
+/**
+ * `run`'s set-up. With the local console on this terminal and the log on the same terminal,
+ * the person sees warnings and errors only (through the console, never inside a prompt or an
+ * answer); info lines need --log-file or an explicit --log-level.
+ */
+function setUpRun(flags: Record<string, unknown>): Context & { gate: TerminalLogGate | undefined } {
+  const { config, sources } = loadConfig({ flags: withoutKeys(flags, []) });
+  const sharesTerminal = Boolean(process.stdin.isTTY && process.stderr.isTTY) && config.logFile === undefined;
+  const gate = sharesTerminal ? new TerminalLogGate(process.stderr) : undefined;
+  const level = sharesTerminal && sources.logLevel === "default" ? "warn" : config.logLevel;
+  const logger = createLogger({ level, file: config.logFile, gate });
+  return { config, logger, priority: applyPriority(config), gate };
 }
 
 /** SIGINT/SIGTERM call `onSignal` instead of killing the process; returns the remover. */
@@ -108,10 +125,10 @@ function readQuestion(question: string): string {
 export function createCommandHandlers(): CommandHandlers {
   return {
     async run(flags) {
-      const { config, logger } = setUp(flags);
+      const { config, logger, gate } = setUpRun(flags);
       const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
       try {
-        return await runTransports({ config, logger, agent, factories: TRANSPORT_FACTORIES });
+        return await runTransports({ config, logger, agent, factories: transportFactories(gate) });
       } finally {
         await agent.instrument?.close();
       }

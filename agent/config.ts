@@ -48,6 +48,8 @@ export const configSchema = z.strictObject({
   model: z.string().min(1).optional(),
   /** Where models are stored. Defaults to `./models-data`. */
   modelsDir: z.string().min(1),
+  /** The agent's own data: the managed mosquitto's persistence (and, next, the question journal). Defaults to `./state-data`. */
+  stateDir: z.string().min(1),
   /** Base URL that replaces https://huggingface.co for hf: downloads (a lab mirror). Defaults to none. */
   modelMirror: z.url().optional(),
   /** Generation threads. Defaults to `auto` (physical cores minus the reserve). */
@@ -149,6 +151,7 @@ export type ConfigKey = keyof AgentConfig;
 
 export const CONFIG_DEFAULTS: Partial<AgentConfig> = {
   modelsDir: "./models-data",
+  stateDir: "./state-data",
   threads: "auto",
   mlock: "auto",
   context: "auto",

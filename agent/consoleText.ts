@@ -17,7 +17,9 @@ export function consoleBanner(agent: LoadedAgent): string {
     `instrument-agent: ${info.modelLabel}, ${info.threads} threads, context ${info.contextSize}, mlock ${info.mlock.locked ? "on" : "off"}. /help for commands.`,
   ];
   if (info.isDemo) lines.push(DEMO_NOTICE);
-  if (info.mlock.requested && !info.mlock.locked) lines.push(`warning: ${info.mlock.detail}`);
+  // The fix (memlock limits, systemd) is for the operator and is in the log; the person at
+  // the console only needs to know.
+  if (info.mlock.requested && !info.mlock.locked) lines.push("model not pinned in RAM");
   return lines.join("\n");
 }
 

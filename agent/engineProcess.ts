@@ -1,8 +1,8 @@
 import { fork } from "node:child_process";
-import { existsSync } from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { AgentError } from "./errors.js";
 import { deserializeError } from "./engineProtocol.js";
 import type { AgentToEngine, EngineLoadOptions, EngineToAgent, SerializedError } from "./engineProtocol.js";
@@ -24,15 +24,26 @@ import type { EngineRuntime, EngineStats, GenerateRequest, GenerateResult, RawEv
  * engine: the agent answers IA_ERR_ENGINE_EXITED and starts it again for the next question.
  */
 
-/** The file the engine process runs: the bundle itself, or the built bundle when running from source (tests). */
-function engineScript(): string {
+/**
+ * How the engine process starts: the same code as this process. From the bundle it forks the
+ * bundle; from a checkout (`npm start`, tests) it forks `agent/main.ts` under tsx, so an edit
+ * is live in both processes without a build (node-llama-cpp forks its own children with the
+ * parent's loader for the same reason, `getForkExecArgv`).
+ */
+function engineEntry(): { script: string; execArgv: string[] } {
   const override = process.env.INSTRUMENT_AGENT_ENGINE_SCRIPT;
-  if (override) return override;
+  if (override) return { script: override, execArgv: [] };
   const self = fileURLToPath(import.meta.url);
-  if (self.endsWith(".mjs")) return self;
-  const bundle = path.resolve(path.dirname(self), "..", "dist", "instrument-agent.mjs");
-  if (!existsSync(bundle)) throw new AgentError("IA_ERR_ENGINE_EXITED", `the engine process runs the bundle, and ${bundle} is missing: run \`npm run build\` (or use --engine inline)`);
-  return bundle;
+  if (self.endsWith(".mjs")) return { script: self, execArgv: [] };
+  const script = path.join(path.dirname(self), "main.ts");
+  let tsx: string;
+  try {
+    // An absolute URL, so the child finds tsx whatever its working directory.
+    tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  } catch (error) {
+    throw new AgentError("IA_ERR_ENGINE_EXITED", `the engine process runs ${script} under tsx, and tsx is not installed: run \`npm ci\` (or use --engine inline)`, { cause: error });
+  }
+  return { script, execArgv: ["--import", tsx] };
 }
 
 const HIDE_WINDOW: { windowsHide: boolean } = { windowsHide: true };
@@ -164,14 +175,15 @@ export class EngineProcess implements EngineRuntime {
     const options = this.#options;
     const restart = this.#info !== undefined;
     if (restart) this.#log.warn({ model: options.modelLabel }, "starting the engine process again and reloading the model");
-    const child = fork(engineScript(), [], {
+    const entry = engineEntry();
+    const child = fork(entry.script, [], {
       // On Windows the engine gets no console window of its own (a service or a console on the
       // instrument's desktop would flash one per start). fork passes this on to spawn, but
       // @types/node's ForkOptions leaves it out, hence the spread.
       ...HIDE_WINDOW,
       // Only the engine's libuv pool shrinks to one thread; this process keeps its four.
       env: { ...process.env, UV_THREADPOOL_SIZE: "1", INSTRUMENT_AGENT_ENGINE_CHILD: "1" },
-      execArgv: [],
+      execArgv: entry.execArgv,
       // stdout belongs to the agent's answers (--json): anything native code prints goes to stderr.
       stdio: ["ignore", 2, 2, "ipc"],
     });
@@ -210,7 +222,7 @@ export class EngineProcess implements EngineRuntime {
         }
       });
       child.on("error", (error) => {
-        if (!loaded) reject(new AgentError("IA_ERR_ENGINE_EXITED", `the engine process could not start (${error.message}): ${process.execPath} ${engineScript()}`, { cause: error }));
+        if (!loaded) reject(new AgentError("IA_ERR_ENGINE_EXITED", `the engine process could not start (${error.message}): ${process.execPath} ${[...entry.execArgv, entry.script].join(" ")}`, { cause: error }));
       });
       child.on("exit", (code, signal) => {
         if (this.#child === child) this.#child = undefined;

@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   IA_ERR_MQTT_CONNECT: { exit: EXIT_RUNTIME, summary: "the MQTT broker cannot be reached (refused, unknown host, TLS failure or no reply in time); the message names the broker" },
   IA_ERR_MQTT_AUTH: { exit: EXIT_RUNTIME, summary: "the MQTT broker refused the login (bad user name or password, or not authorized); the message names the broker" },
   IA_ERR_MQTT_BIND: { exit: EXIT_RUNTIME, summary: "the embedded MQTT broker cannot listen on --mqtt-bind (address in use or not on this host)" },
+  IA_ERR_MQTT_DUPLICATE_ID: { exit: EXIT_RUNTIME, summary: "another live agent is online with the same --agent-id on this broker; this agent's MQTT side stops (the other keeps serving)" },
   IA_ERR_MQTT_TIMEOUT: { exit: EXIT_RUNTIME, summary: "`ask --via`: the remote agent did not answer in time; the message names the broker and the agent's last status" },
   IA_ERR_SERIAL_PORT: { exit: EXIT_RUNTIME, summary: "the serial console port cannot be opened or went away; it is logged and retried with backoff while the agent keeps serving" },
   IA_ERR_SERIAL_INPUT: { exit: EXIT_USAGE, summary: "a line typed on the serial console held bytes that are not UTF-8; the line was not sent" },

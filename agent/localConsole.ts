@@ -4,7 +4,7 @@ import type { Readable, Writable } from "node:stream";
 import type { AnswerService } from "./answerService.js";
 import { Conversation } from "./conversation.js";
 import { toAgentError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import type { Logger, TerminalLogGate } from "./logger.js";
 import type { Transport } from "./transport.js";
 import { scpiCommandReply } from "./consoleText.js";
 
@@ -19,6 +19,10 @@ export interface LocalConsoleOptions {
   banner: string;
   /** Read-only SCPI through the firmware bridge, for `/scpi <query>`. Defaults to none (the command says no instrument is configured). */
   scpi?: ((query: string) => Promise<string>) | undefined;
+  /** The other transports of `run`: their state goes into the banner and `/status`. Defaults to none. */
+  peers?: readonly Transport[] | undefined;
+  /** Log lines that share this terminal; the console prints them only between answers. Defaults to none. */
+  logGate?: TerminalLogGate | undefined;
 }
 
 const HELP = [
@@ -51,6 +55,8 @@ export class LocalConsole implements Transport {
   #inputEnded = false;
   #quitting = false;
   #lastIdleInterrupt = 0;
+  /** Log lines that arrived while an answer was streaming, printed after it. */
+  #heldLog: string[] = [];
   #finished: Promise<void>;
   #finish!: () => void;
 
@@ -77,7 +83,8 @@ export class LocalConsole implements Transport {
   /** Runs until the person quits or input ends; resolves then. */
   async run(): Promise<void> {
     const { input, output } = this.#options;
-    this.#write(`${this.#options.banner}\n`);
+    const peerLines = (this.#options.peers ?? []).map((peer) => peer.summary).filter((line): line is string => line !== undefined);
+    this.#write(`${[this.#options.banner, ...peerLines].join("\n")}\n`);
     const readline = createInterface({ input, output, terminal: this.#interactive, prompt: this.#paint("> ", "1;32"), historySize: 200 });
     this.#readline = readline;
     readline.on("line", (line) => {
@@ -89,8 +96,32 @@ export class LocalConsole implements Transport {
       void this.#pump();
     });
     readline.on("SIGINT", () => this.interrupt());
-    if (this.#interactive) readline.prompt();
-    await this.#finished;
+    if (this.#interactive) {
+      this.#options.logGate?.route((text) => this.#logAside(text));
+      readline.prompt();
+    }
+    try {
+      await this.#finished;
+    } finally {
+      this.#options.logGate?.route(undefined);
+      this.#flushHeldLog();
+    }
+  }
+
+  /** A log line for this terminal: held while an answer streams, else printed above the prompt. */
+  #logAside(text: string): void {
+    if (this.#busy) {
+      this.#heldLog.push(text);
+      return;
+    }
+    // Clear the prompt line, print the log line, draw the prompt again with what was typed.
+    this.#write(`\r\u001b[K${this.#paint(text.replace(/\n$/, ""), "2")}\n`);
+    this.#readline?.prompt(true);
+  }
+
+  #flushHeldLog(): void {
+    const held = this.#heldLog.splice(0);
+    for (const text of held) this.#write(this.#paint(text.replace(/\n$/, ""), "2") + "\n");
   }
 
   /** Ctrl-C: cancel the answer in progress, or quit on a second press at an idle prompt. */
@@ -125,6 +156,7 @@ export class LocalConsole implements Transport {
       while (!this.#quitting && this.#pending.length > 0) {
         const line = this.#pending.shift() ?? "";
         await this.#handle(line);
+        this.#flushHeldLog();
         if (this.#interactive && !this.#quitting) this.#readline?.prompt();
       }
     } finally {
@@ -214,6 +246,7 @@ export class LocalConsole implements Transport {
       `mlock    ${info.mlock.locked ? "locked" : info.mlock.requested ? "requested but NOT locked" : "off"} (${info.mlock.detail})`,
       `speed    ${stats.lastTokensPerSecond} tokens/s, first token ${Math.round(stats.lastTtftMs)} ms (last answer)`,
       `history  ${this.#conversation.messages.length} messages`,
+      ...(this.#options.peers ?? []).map((peer) => peer.summary).filter((line): line is string => line !== undefined),
     ].join("\n");
   }
 

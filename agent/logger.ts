@@ -12,6 +12,32 @@ export interface LoggerOptions {
   file?: string | undefined;
   /** Stream for stderr output (tests hand in their own). Defaults to `process.stderr`. */
   stderr?: Writable & { isTTY?: boolean };
+  /** Readable lines for a terminal that a console draws on go through this gate (see `TerminalLogGate`). Defaults to none. */
+  gate?: TerminalLogGate | undefined;
+}
+
+/**
+ * Log lines bound for the terminal that the local console draws its prompt and answers on.
+ * The console routes them (`route`) so that none lands inside a prompt or an answer: it
+ * holds them while an answer streams and prints them above the prompt otherwise.
+ */
+export class TerminalLogGate {
+  readonly #stream: Writable;
+  #sink: ((text: string) => void) | undefined;
+
+  constructor(stream: Writable) {
+    this.#stream = stream;
+  }
+
+  write(text: string): void {
+    if (this.#sink) this.#sink(text);
+    else this.#stream.write(text);
+  }
+
+  /** Sends lines to `sink` from now on; `undefined` writes them straight to the stream again. */
+  route(sink: ((text: string) => void) | undefined): void {
+    this.#sink = sink;
+  }
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
@@ -49,7 +75,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   }
   const stderr = options.stderr ?? process.stderr;
   if (stderr.isTTY) {
-    const human = { write: (line: string) => stderr.write(humanLine(line)) };
+    const gate = options.gate;
+    const human = { write: (line: string) => (gate ? gate.write(humanLine(line)) : stderr.write(humanLine(line))) };
     return pino({ level, redact, base: undefined }, human);
   }
   return pino({ level, redact, base: { pid: process.pid } }, stderr);

@@ -43,13 +43,13 @@ export function parseBind(bind: string): { host: string; port: number } {
 
 /** The connection settings of a client of the configured broker (smoke's round trip). */
 export function brokerClientOptionsFrom(config: AgentConfig, clientId: string): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
-  return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config, false) };
+  return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config) };
 }
 
-/** Protocol, credentials and TLS files from the config; the embedded broker speaks 3.1.1 only. */
-function brokerLoginFrom(config: AgentConfig, embedded: boolean): BrokerLogin {
+/** Protocol, credentials and TLS files from the config (the aedes fallback broker says 3.1.1 itself). */
+function brokerLoginFrom(config: AgentConfig): BrokerLogin {
   return {
-    protocolVersion: embedded || config.mqttVersion === "3.1.1" ? 4 : 5,
+    protocolVersion: config.mqttVersion === "3.1.1" ? 4 : 5,
     username: config.mqttUsername,
     password: config.mqttPassword,
     ca: config.mqttCa,
@@ -58,7 +58,12 @@ function brokerLoginFrom(config: AgentConfig, embedded: boolean): BrokerLogin {
   };
 }
 
-export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger): MqttTransport {
+export interface MqttTransportSetup {
+  /** Keep retrying a broker that cannot be reached yet instead of failing (`run`). Defaults to false. */
+  waitForBroker?: boolean;
+}
+
+export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger, setup: MqttTransportSetup = {}): MqttTransport {
   const url = checkBrokerUrl(config.mqtt);
   const embedded = url === "embedded";
   let bind: { host: string; port: number } | undefined;
@@ -70,19 +75,25 @@ export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig,
         `--mqtt-bind ${config.mqttBind}: the embedded broker listens beyond this host only with a login; set mqttUsername and mqttPassword (IAGENT_MQTT_USERNAME, IAGENT_MQTT_PASSWORD), or bind 127.0.0.1`,
       );
     }
-    if (config.fleet !== undefined) {
-      throw new AgentError("IA_ERR_CONFIG", `--fleet ${config.fleet}: fleet mode needs shared subscriptions, which the embedded broker lacks; use --mqtt mqtt://<broker> (mosquitto, EMQX)`);
-    }
   }
   return new MqttTransport({
     url: embedded ? "" : url,
-    embedded: bind ? { ...bind, username: config.mqttUsername, password: config.mqttPassword } : undefined,
-    // Another broker on the default port is no reason to refuse the console and serial line.
-    embeddedOptional: config.mqttBind === DEFAULT_BIND,
+    local: bind
+      ? {
+          ...bind,
+          // A broker already on the default port (a mosquitto service) is used as it is; an
+          // explicit --mqtt-bind means "run one here", and a busy port is an error.
+          reuseExisting: config.mqttBind === DEFAULT_BIND,
+          username: config.mqttUsername,
+          password: config.mqttPassword,
+          stateDir: config.stateDir,
+        }
+      : undefined,
+    waitForBroker: setup.waitForBroker ?? false,
     agentId: agentIdFrom(config),
     prefix: config.mqttPrefix,
     fleet: config.fleet,
-    ...brokerLoginFrom(config, embedded),
+    ...brokerLoginFrom(config),
     payloadLimit: config.mqttPayloadLimit,
     rateLimitPerMinute: config.mqttRateLimit,
     healthIntervalMs: config.mqttHealthInterval * 1000,

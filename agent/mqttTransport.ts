@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { freemem, loadavg } from "node:os";
+import { freemem, hostname, loadavg } from "node:os";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { AnswerService } from "./answerService.js";
 import { Conversation } from "./conversation.js";
-import type { EmbeddedBroker, EmbeddedBrokerOptions } from "./embeddedBroker.js";
+import type { LocalBroker, LocalBrokerOptions } from "./localBroker.js";
 import { AgentError, toAgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { GenerateResult, RuntimeInfo } from "./modelRuntime.js";
@@ -210,12 +210,15 @@ export async function brokerRoundTrip(options: Omit<BrokerOptions, "onMessage" |
 // The transport
 
 export interface MqttTransportOptions extends BrokerLogin {
-  /** Broker URL; ignored when `embedded` is set (the broker's own URL is used). */
+  /** Broker URL; ignored when `local` is set (the local broker's own URL is used). */
   url: string;
-  /** Start this in-process broker first and connect to it (MQTT 3.1.1). Defaults to none. */
-  embedded?: Omit<EmbeddedBrokerOptions, "logger"> | undefined;
-  /** When the embedded broker cannot listen, warn and serve without MQTT instead of failing. Defaults to false. */
-  embeddedOptional?: boolean | undefined;
+  /** `--mqtt embedded`: a broker on this host (an existing one, mosquitto or aedes; see localBroker.ts). Defaults to none. */
+  local?: Omit<LocalBrokerOptions, "logger"> | undefined;
+  /**
+   * While the broker cannot be reached, keep retrying instead of failing `start` (`run`: the
+   * other transports serve meanwhile). Defaults to false (bench, tests: fail fast).
+   */
+  waitForBroker?: boolean | undefined;
   agentId: string;
   /** First topic level. */
   prefix: string;
@@ -241,6 +244,8 @@ export interface MqttTransportOptions extends BrokerLogin {
   rememberedRequests?: number;
   /** How long the broker keeps this agent's session while it is away, s. Defaults to one day. */
   sessionExpirySeconds?: number;
+  /** Longest wait for the broker to accept a connection, ms. Defaults to 10000. */
+  connectTimeoutMs?: number | undefined;
 }
 
 interface Job {
@@ -262,7 +267,21 @@ interface Session {
 }
 
 const FIRST_RETRY_MS = 1000;
-const MAX_RETRY_MS = 30_000;
+// Short enough that an agent started before its broker serves within a few seconds of the
+// broker coming up (a lab PC that boots faster than the broker's host).
+const MAX_RETRY_MS = 5000;
+/** How long the same-id check waits for a retained status before taking the id as free. */
+const ID_CHECK_MS = 1500;
+
+/** Where the MQTT side stands, for `/status`, the banner and the log. */
+export type MqttState = "starting" | "connecting" | "online" | "reconnecting" | "stopped" | "failed";
+
+/** Who this agent is on the broker: told apart from another process using the same `--agent-id`. */
+interface Instance {
+  host: string;
+  pid: number;
+  since: number;
+}
 
 export class MqttTransport implements Transport {
   readonly name = "mqtt";
@@ -275,24 +294,32 @@ export class MqttTransport implements Transport {
   readonly #outbox: Outbox;
   readonly #rate: RateLimiter;
   readonly #startedAt = Date.now();
+  readonly #instance: Instance = { host: hostname(), pid: process.pid, since: this.#startedAt };
   #client: MqttClient | undefined;
-  #broker: EmbeddedBroker | undefined;
+  #broker: LocalBroker | undefined;
   #url: string;
+  #protocolVersion: 4 | 5;
   #health: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
   #retryMs = FIRST_RETRY_MS;
   #stopping = false;
   #stopped: Promise<void> | undefined;
+  #state: MqttState = "starting";
+  #lastError: AgentError | undefined;
+  #ended: Promise<AgentError | void>;
+  #end!: (error: AgentError | void) => void;
 
   constructor(options: MqttTransportOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: "mqtt" });
     this.#base = `${options.prefix}/${options.agentId}`;
     this.#url = options.url;
+    this.#protocolVersion = options.protocolVersion;
     this.#recent = new LruMap(options.rememberedRequests ?? 1000);
     this.#sessions = new LruMap(options.maxSessions ?? 64);
     this.#outbox = new Outbox(options.outboxLimit ?? 5000);
     this.#rate = new RateLimiter({ perMinute: options.rateLimitPerMinute });
+    this.#ended = new Promise((resolve) => (this.#end = resolve));
   }
 
   /** `<prefix>/<agentId>`. */
@@ -300,25 +327,117 @@ export class MqttTransport implements Transport {
     return this.#base;
   }
 
+  /** Resolves with the error when the MQTT side gives up by itself (another agent holds this id). */
+  get ended(): Promise<AgentError | void> {
+    return this.#ended;
+  }
+
+  get state(): MqttState {
+    return this.#state;
+  }
+
+  /** One line for `/status` and the console banner. */
+  get summary(): string {
+    const where = this.#broker ? this.#broker.description : `${displayUrl(this.#url)} (MQTT ${this.#protocolVersion === 5 ? "5" : "3.1.1"})`;
+    switch (this.#state) {
+      case "online":
+        return `mqtt     online: ${where}; questions to ${this.#base}/ask`;
+      case "failed":
+        return `mqtt     stopped: ${this.#lastError?.message ?? "failed"}`;
+      case "stopped":
+        return "mqtt     stopped";
+      default:
+        return `mqtt     ${this.#state} to ${where}${this.#lastError ? ` (last error: ${this.#lastError.message})` : ""}`;
+    }
+  }
+
   async start(): Promise<void> {
     const o = this.#options;
-    if (o.embedded) {
-      const { startEmbeddedBroker } = await import("./embeddedBroker.js");
-      try {
-        this.#broker = await startEmbeddedBroker({ ...o.embedded, logger: o.logger });
-      } catch (error) {
-        if (!o.embeddedOptional) throw error;
-        this.#stopping = true;
-        this.#log.warn({ err: toAgentError(error) }, "serving without MQTT: the embedded broker could not start");
-        return;
-      }
+    if (o.local) {
+      const { startLocalBroker } = await import("./localBroker.js");
+      this.#broker = await startLocalBroker({ ...o.local, logger: o.logger });
       this.#url = this.#broker.url;
+      this.#protocolVersion = this.#broker.protocolVersion === 4 ? 4 : o.protocolVersion;
+      if (this.#broker.kind === "aedes" && o.fleet !== undefined) {
+        await this.#broker.close();
+        throw new AgentError("IA_ERR_CONFIG", `--fleet ${o.fleet}: fleet mode needs shared subscriptions, which the aedes fallback broker lacks; install mosquitto, or use --mqtt mqtt://<broker> (mosquitto, EMQX)`);
+      }
     }
     try {
-      this.#client = await connectBroker({
+      await this.#connectFirst();
+    } catch (error) {
+      const agentError = toAgentError(error);
+      if (o.waitForBroker && agentError.code === "IA_ERR_MQTT_DUPLICATE_ID") {
+        // The other agent keeps the id; this one serves its other transports.
+        await this.#fail(agentError);
+        return;
+      }
+      if (!o.waitForBroker || agentError.code !== "IA_ERR_MQTT_CONNECT") {
+        await this.#broker?.close();
+        throw error;
+      }
+      this.#lastError = agentError;
+      this.#state = "connecting";
+      this.#log.warn({ err: agentError }, "MQTT broker not reachable yet; retrying in the background while the other transports serve");
+      this.#scheduleFirstConnect();
+    }
+  }
+
+  #scheduleFirstConnect(): void {
+    const delay = this.#nextDelay();
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#stopping) return;
+      this.#connectFirst().catch((error: unknown) => {
+        if (this.#stopping) return;
+        const agentError = toAgentError(error);
+        if (agentError.code === "IA_ERR_MQTT_CONNECT") {
+          if (agentError.message !== this.#lastError?.message) this.#log.warn({ err: agentError }, "MQTT broker still not reachable; retrying");
+          else this.#log.debug({ err: agentError }, "MQTT broker still not reachable; retrying");
+          this.#lastError = agentError;
+          this.#scheduleFirstConnect();
+        } else {
+          void this.#fail(agentError);
+        }
+      });
+    }, delay);
+  }
+
+  #nextDelay(): number {
+    const delay = Math.round(this.#retryMs * (0.8 + Math.random() * 0.4));
+    this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+    return delay;
+  }
+
+  /** The MQTT side gives up (same id taken, login refused): one error, no reconnect loop; other transports go on. */
+  async #fail(error: AgentError): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#state = "failed";
+    this.#lastError = error;
+    clearInterval(this.#health);
+    clearTimeout(this.#retry);
+    this.#log.error({ err: error }, "MQTT API stopped");
+    for (const job of this.#jobs) job.controller.abort();
+    const client = this.#client;
+    this.#client = undefined;
+    // Without a clean DISCONNECT the broker would publish our last will (offline) over the
+    // status of the agent that holds this id.
+    if (client) await within(client.endAsync(), 1000).catch(() => undefined);
+    client?.end(true);
+    await this.#broker?.close();
+    this.#end(error);
+  }
+
+  /** First connection: the same-id check, then the agent's own session, subscriptions and online status. */
+  async #connectFirst(): Promise<void> {
+    const o = this.#options;
+    await this.#checkIdFree();
+    const connect = (protocolVersion: 4 | 5) =>
+      connectBroker({
         url: this.#url,
         clientId: `iagent-${o.agentId}`,
-        protocolVersion: o.protocolVersion,
+        protocolVersion,
         username: o.username,
         password: o.password,
         ca: o.ca,
@@ -328,18 +447,34 @@ export class MqttTransport implements Transport {
         will: { topic: `${this.#base}/status`, payload: this.#offline(), qos: 1, retain: true },
         onMessage: (topic, payload, packet) => this.#onMessage(topic, payload, packet),
       });
+    let client: MqttClient;
+    try {
+      client = await connect(this.#protocolVersion);
     } catch (error) {
-      await this.#broker?.close();
-      throw error;
+      // A broker found already listening may speak only 3.1.1: fall back once, and say so.
+      if (this.#broker?.kind !== "existing" || this.#protocolVersion !== 5 || !refusedVersion(error)) throw error;
+      this.#log.warn({ broker: displayUrl(this.#url) }, "the broker on this host speaks only MQTT 3.1.1: serving with 3.1.1 (no response topics with correlation data, no $share fleets)");
+      this.#protocolVersion = 4;
+      client = await connect(4);
     }
-    const client = this.#client;
+    if (this.#stopping) {
+      client.end(true);
+      return;
+    }
+    this.#client = client;
     client.on("connect", () => this.#onConnect());
     client.on("close", () => this.#onClose());
-    client.on("error", (error) => this.#log.warn({ err: describeConnectError(error, this.#url, o.protocolVersion) }, "MQTT connection error"));
+    client.on("disconnect", (packet) => {
+      // MQTT 5 reason 142: another client connected with this client id (the same --agent-id).
+      if (packet.reasonCode === 142) this.#log.warn({ agent: o.agentId }, "the broker handed this agent's session to another client with the same id");
+    });
+    client.on("error", (error) => this.#log.warn({ err: describeConnectError(error, this.#url, this.#protocolVersion) }, "MQTT connection error"));
     const topics: Record<string, { qos: 1 }> = {
       [`${this.#base}/ask`]: { qos: 1 },
       [`${this.#base}/cancel`]: { qos: 1 },
       [`${this.#base}/scpi`]: { qos: 1 },
+      // Our own status: another agent that comes online under this id shows up here.
+      [`${this.#base}/status`]: { qos: 1 },
     };
     if (o.fleet) {
       topics[`$share/${o.fleet}/${o.prefix}/fleet/${o.fleet}/ask`] = { qos: 1 };
@@ -353,7 +488,56 @@ export class MqttTransport implements Transport {
     this.#onConnect();
     this.#health = setInterval(() => this.#publishHealth(), o.healthIntervalMs);
     this.#health.unref();
-    this.#log.info({ broker: displayUrl(this.#url), base: this.#base, fleet: o.fleet, mqtt: o.protocolVersion === 5 ? "5" : "3.1.1" }, "MQTT API serving");
+    this.#log.info({ broker: displayUrl(this.#url), base: this.#base, fleet: o.fleet, mqtt: this.#protocolVersion === 5 ? "5" : "3.1.1" }, "MQTT API serving");
+  }
+
+  /**
+   * Refuses to take an id that another live agent holds: its retained status is online and
+   * names another process. Connecting anyway would make the broker hand the session back
+   * and forth between the two (each reconnect takes it over again).
+   */
+  async #checkIdFree(): Promise<void> {
+    const o = this.#options;
+    const topic = `${this.#base}/status`;
+    let seen: Buffer | undefined;
+    const probe = await connectBroker({
+      url: this.#url,
+      clientId: `iagent-idcheck-${o.agentId}-${process.pid}`.slice(0, 200),
+      protocolVersion: this.#protocolVersion,
+      username: o.username,
+      password: o.password,
+      ca: o.ca,
+      cert: o.cert,
+      key: o.key,
+      sessionExpirySeconds: 0,
+      connectTimeoutMs: o.connectTimeoutMs,
+      onMessage: (t, payload, packet) => {
+        if (t === topic && packet.retain) seen = payload;
+      },
+    }).catch((error: unknown) => {
+      if (this.#broker?.kind === "existing" && this.#protocolVersion === 5 && refusedVersion(error)) return undefined;
+      throw error;
+    });
+    if (!probe) return;
+    try {
+      await probe.subscribeAsync(topic, { qos: 1 });
+      const until = Date.now() + ID_CHECK_MS;
+      while (seen === undefined && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      await within(probe.endAsync(), 1000).catch(() => undefined);
+      probe.end(true);
+    }
+    const other = seen ? otherInstance(seen, this.#instance) : undefined;
+    if (other && !isStale(other)) throw this.#duplicateError(other);
+  }
+
+  #duplicateError(other: Instance & { model?: string }): AgentError {
+    const since = new Date(other.since).toISOString();
+    return new AgentError(
+      "IA_ERR_MQTT_DUPLICATE_ID",
+      `agent id "${this.#options.agentId}" is already online on MQTT broker ${displayUrl(this.#url)}: pid ${other.pid} on host ${other.host} since ${since}${other.model ? ` (model ${other.model})` : ""}; ` +
+        "give this agent another --agent-id, or stop that one (after a power cut its status turns offline within 45 s)",
+    );
   }
 
   stop(deadline: { ms: number }): Promise<void> {
@@ -361,8 +545,9 @@ export class MqttTransport implements Transport {
     return this.#stopped;
   }
 
-  /** 1 stop accepting; 2 cancel in-flight answers and send their finals; 3 retained offline; 4 disconnect; 5 embedded broker. */
+  /** 1 stop accepting; 2 cancel in-flight answers and send their finals; 3 retained offline; 4 disconnect; 5 local broker. */
   async #stop(ms: number): Promise<void> {
+    const failed = this.#state === "failed";
     this.#stopping = true;
     clearInterval(this.#health);
     clearTimeout(this.#retry);
@@ -375,13 +560,19 @@ export class MqttTransport implements Transport {
       await within(client.endAsync(), ms / 4).catch(() => undefined);
     }
     client?.end(true);
-    if (this.#broker) await within(this.#broker.close(), 1000);
+    if (this.#broker) await within(this.#broker.close(), 4000);
+    if (!failed) this.#state = "stopped";
+    this.#end();
     this.#log.info({ outboxDropped: this.#outbox.dropped, unsent: this.#outbox.size }, "MQTT API stopped");
   }
 
   // --- connection life ------------------------------------------------------------------
 
   #onConnect(): void {
+    if (this.#stopping) return;
+    if (this.#state !== "online" && this.#state !== "starting") this.#log.info({ broker: displayUrl(this.#url) }, "MQTT connected");
+    this.#state = "online";
+    this.#lastError = undefined;
     this.#retryMs = FIRST_RETRY_MS;
     this.#publish({ topic: `${this.#base}/status`, payload: this.#online(), qos: 1, retain: true, kind: "status" });
     this.#flushOutbox();
@@ -389,9 +580,9 @@ export class MqttTransport implements Transport {
 
   #onClose(): void {
     if (this.#stopping || this.#retry) return;
-    const delay = Math.round(this.#retryMs * (0.8 + Math.random() * 0.4));
+    this.#state = "reconnecting";
+    const delay = this.#nextDelay();
     this.#log.warn({ broker: displayUrl(this.#url), retryInMs: delay }, "MQTT connection lost; reconnecting");
-    this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       const client = this.#client;
@@ -399,6 +590,20 @@ export class MqttTransport implements Transport {
       // The same stores: QoS 1 messages in flight when the connection broke are sent again.
       client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
     }, delay);
+  }
+
+  /** A status on our own topic: another process that came online under this id after us loses. */
+  #onOwnStatus(payload: Buffer): void {
+    const other = otherInstance(payload, this.#instance);
+    if (!other) return;
+    const theyAreNewer = other.since > this.#instance.since || (other.since === this.#instance.since && `${other.host}/${other.pid}` > `${this.#instance.host}/${this.#instance.pid}`);
+    if (theyAreNewer) {
+      this.#log.warn({ other }, "another agent came online with this agent's id; it will stop its MQTT side (this one keeps serving)");
+      // Our retained status was overwritten: say again that this agent is the one online.
+      this.#publish({ topic: `${this.#base}/status`, payload: this.#online(), qos: 1, retain: true, kind: "status" });
+      return;
+    }
+    void this.#fail(this.#duplicateError(other));
   }
 
   #publish(entry: OutboxEntry): void {
@@ -434,6 +639,8 @@ export class MqttTransport implements Transport {
       queue: service.queue.waiting,
       version,
       since: new Date(this.#startedAt).toISOString(),
+      host: this.#instance.host,
+      pid: this.#instance.pid,
     });
   }
 
@@ -464,6 +671,10 @@ export class MqttTransport implements Transport {
 
   #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     try {
+      if (topic === `${this.#base}/status`) {
+        this.#onOwnStatus(payload);
+        return;
+      }
       const envelope: Envelope = { payload, responseTopic: packet.properties?.responseTopic, correlationData: packet.properties?.correlationData };
       if (topic.endsWith("/cancel")) {
         this.#cancel(parseCancel(payload, envelope.correlationData));
@@ -628,6 +839,43 @@ function finalBody(id: string, agent: string, result: GenerateResult, session: s
     timings: { ttftMs: Math.round(result.timings.ttftMs), tokensPerSecond: Math.round(result.timings.tokensPerSecond * 10) / 10, queuedMs: result.timings.queuedMs },
     ...(session !== undefined ? { session } : {}),
   };
+}
+
+/** The process behind a retained online status, when it is another one than `self`. */
+function otherInstance(payload: Buffer, self: Instance): (Instance & { model?: string }) | undefined {
+  let status: { state?: unknown; host?: unknown; pid?: unknown; since?: unknown; model?: unknown };
+  try {
+    status = JSON.parse(payload.toString("utf8")) as typeof status;
+  } catch {
+    return undefined;
+  }
+  if (status.state !== "online" || typeof status.since !== "string") return undefined;
+  const other = {
+    host: typeof status.host === "string" ? status.host : "unknown",
+    pid: typeof status.pid === "number" ? status.pid : 0,
+    since: Date.parse(status.since),
+    ...(typeof status.model === "string" ? { model: status.model } : {}),
+  };
+  // Our own status, as the broker echoes it back to our subscription.
+  if (other.host === self.host && other.pid === self.pid) return undefined;
+  return other;
+}
+
+/** A retained online status left by a process of this host that no longer runs (kill -9 before the broker noticed). */
+function isStale(other: Instance): boolean {
+  if (other.host !== hostname() || other.pid <= 0) return false;
+  try {
+    process.kill(other.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  }
+}
+
+/** The broker refused MQTT 5 (it speaks 3.1.1): CONNACK code 1/132, or it closed the connection unanswered. */
+function refusedVersion(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } }).cause;
+  return cause?.code === 1 || cause?.code === 132 || /closed the connection before accepting it/.test((error as Error).message);
 }
 
 /** Waits for `promise` at most `ms`; never rejects on the timeout itself. */

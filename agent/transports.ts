@@ -1,13 +1,14 @@
 import type { TransportFactory } from "./agentRunner.js";
 import type { AgentConfig } from "./config.js";
-import type { Logger } from "./logger.js";
+import type { Logger, TerminalLogGate } from "./logger.js";
+import type { Transport } from "./transport.js";
 import type { LoadedAgent } from "./modelSetup.js";
 import { LocalConsole } from "./localConsole.js";
 import { consoleBanner, useColor } from "./consoleText.js";
 import { serialConsoleFactory } from "./serialTransport.js";
 
 /** The console on this process's own terminal (`chat`, and `run` when a person is there). */
-export function createLocalConsole(agent: LoadedAgent, config: AgentConfig, logger: Logger): LocalConsole {
+export function createLocalConsole(agent: LoadedAgent, config: AgentConfig, logger: Logger, peers: readonly Transport[] = [], gate?: TerminalLogGate): LocalConsole {
   return new LocalConsole({
     input: process.stdin,
     output: process.stdout,
@@ -16,18 +17,25 @@ export function createLocalConsole(agent: LoadedAgent, config: AgentConfig, logg
     color: useColor(config, process.stdout),
     banner: consoleBanner(agent),
     scpi: agent.scpi,
+    peers,
+    logGate: gate,
   });
 }
-
-/** The local console serves `run` when a person is at this terminal. */
-const localConsole: TransportFactory = (agent, config, logger) => (process.stdin.isTTY ? createLocalConsole(agent, config, logger) : undefined);
 
 /** The MQTT API (DESIGN.md section 4); loaded lazily so commands without MQTT never load mqtt. */
 const mqttApi: TransportFactory = async (agent, config, logger) => {
   if (config.mqtt.trim() === "off") return undefined;
   const { mqttTransportFromConfig } = await import("./mqttSettings.js");
-  return mqttTransportFromConfig(agent, config, logger);
+  // `run` keeps serving its other transports while the broker is not up yet.
+  return mqttTransportFromConfig(agent, config, logger, { waitForBroker: true });
 };
 
-/** Every transport `run` may start, in start order (stopped in reverse). */
-export const TRANSPORT_FACTORIES: TransportFactory[] = [localConsole, mqttApi, serialConsoleFactory];
+/**
+ * Every transport `run` may start, in start order (stopped in reverse). The local console
+ * comes last, so its banner shows how the others started and no start-up line lands after its
+ * prompt; `gate` carries the log lines that share its terminal.
+ */
+export function transportFactories(gate: TerminalLogGate | undefined): TransportFactory[] {
+  const localConsole: TransportFactory = (agent, config, logger, started) => (process.stdin.isTTY ? createLocalConsole(agent, config, logger, started, gate) : undefined);
+  return [mqttApi, serialConsoleFactory, localConsole];
+}
