@@ -1,5 +1,6 @@
 import type { AgentConfig } from "./config.js";
 import { EXIT_OK, EXIT_RUNTIME, toAgentError } from "./errors.js";
+import type { AgentError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { LoadedAgent } from "./modelSetup.js";
 import type { Transport } from "./transport.js";
@@ -70,6 +71,7 @@ export async function runTransports(options: RunOptions): Promise<number> {
   // A transport that gives up with an error (MQTT: the id is taken) leaves the others serving;
   // one that ends without (the person typed /bye), or the last one standing, ends the run.
   let serving = started.length;
+  let gaveUp: AgentError | undefined;
   const endedByItself = started
     .filter((t) => t.ended)
     .map(
@@ -79,7 +81,7 @@ export async function runTransports(options: RunOptions): Promise<number> {
             if (!error) return resolve(`${t.name} ended`);
             serving -= 1;
             if (serving === 0) {
-              failed = true;
+              gaveUp = error;
               resolve(`${t.name} gave up (${error.code}) and no other transport is serving`);
             }
           });
@@ -99,6 +101,8 @@ export async function runTransports(options: RunOptions): Promise<number> {
   stopping = true;
   logger.info({ why }, "stopping");
   await stopAll();
+  // The reason the last transport gave up is the run's error: `error <CODE>: ...`, exit 1.
+  if (gaveUp) throw gaveUp;
   return failed ? EXIT_RUNTIME : EXIT_OK;
 }
 

@@ -28,8 +28,6 @@ export interface LocalBrokerOptions {
   password?: string | undefined;
   /** Where mosquitto keeps its persistence file and generated configuration. */
   stateDir: string;
-  /** The mosquitto binary; found on PATH and in the usual places when not given. */
-  mosquittoPath?: string | undefined;
   logger: Logger;
 }
 
@@ -49,7 +47,9 @@ const MOSQUITTO_PLACES =
     : ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/bin/mosquitto", "/opt/homebrew/sbin/mosquitto"];
 
 /** The mosquitto binary and its version, or undefined when there is none. */
-export function findMosquitto(explicit?: string): { file: string; version: string } | undefined {
+export function findMosquitto(explicit = process.env.INSTRUMENT_AGENT_MOSQUITTO): { file: string; version: string } | undefined {
+  // INSTRUMENT_AGENT_MOSQUITTO: a mosquitto binary in an odd place, or `none` for aedes (tests).
+  if (explicit === "none") return undefined;
   const onPath = (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, process.platform === "win32" ? "mosquitto.exe" : "mosquitto"));
   for (const file of explicit ? [explicit] : [...onPath, ...MOSQUITTO_PLACES]) {
     if (!existsSync(file)) continue;
@@ -202,7 +202,7 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
     return { kind: "existing", url, protocolVersion: 5, description, close: async () => undefined };
   }
   await checkBindable(host, options.port);
-  const mosquitto = findMosquitto(options.mosquittoPath);
+  const mosquitto = findMosquitto();
   if (mosquitto) return startMosquitto({ ...options, host }, mosquitto, url);
   const { startEmbeddedBroker } = await import("./embeddedBroker.js");
   const aedes = await startEmbeddedBroker({ host: options.host, port: options.port, username: options.username, password: options.password, logger: options.logger });

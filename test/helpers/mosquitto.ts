@@ -22,6 +22,8 @@ export interface MosquittoOptions {
   users?: Record<string, string>;
   /** Keep sessions and retained messages across `restart()`. Defaults to false. */
   persistence?: boolean;
+  /** Listen on this port (e.g. one an agent already tries). Defaults to a free one. */
+  port?: number;
 }
 
 function findBinary(name: string): string {
@@ -69,7 +71,7 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
   const binary = findBinary("mosquitto");
   const dir = tempDir("iagent-mosquitto-");
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const lines = [`listener ${port} 127.0.0.1`, "log_dest stderr", "log_type error", "log_type warning", "log_type notice"];
   // Run as root, mosquitto drops to user `mosquitto` and then cannot read root's 0600 files.
   if (process.getuid?.() === 0) lines.push("user root");

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import path from "node:path";
 import mqtt from "mqtt";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { BUNDLE, ROOT, requireBundle } from "./bundle.js";
@@ -14,9 +15,11 @@ export interface AgentProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-  requireBundle();
-  const child = spawn(process.execPath, [BUNDLE, "run", ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** `run` from the bundle, or from source (`node --import tsx agent/main.ts`, as `npm start` runs it) with `fromSource`. */
+export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}, options: { fromSource?: boolean } = {}): AgentProcess {
+  if (!options.fromSource) requireBundle();
+  const entry = options.fromSource ? ["--import", "tsx", path.join(ROOT, "agent", "main.ts")] : [BUNDLE];
+  const child = spawn(process.execPath, [...entry, "run", ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (output += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
