@@ -131,7 +131,11 @@ export interface GgmlTypeInfo {
   typeSize: number;
 }
 
-/** Block sizes checked against `sizeof(block_*)` of the bundled ggml-common.h. */
+/**
+ * ggml's `type_traits` (ggml/src/ggml.c) for the type ids this llama.cpp knows
+ * (`GGML_TYPE_COUNT` is 43); block sizes checked against `sizeof(block_*)` of the bundled
+ * ggml-common.h.
+ */
 const GGML_TYPE_INFO = new Map<number, GgmlTypeInfo>([
   [GgmlType.F32, { name: "F32", blockSize: 1, typeSize: 4 }],
   [GgmlType.F16, { name: "F16", blockSize: 1, typeSize: 2 }],
@@ -169,6 +173,26 @@ const GGML_TYPE_INFO = new Map<number, GgmlTypeInfo>([
   [GgmlType.Q1_0, { name: "Q1_0", blockSize: 128, typeSize: 18 }],
   [GgmlType.Q2_0, { name: "Q2_0", blockSize: 64, typeSize: 18 }],
 ]);
+
+/**
+ * Type ids ggml once defined and has removed (commented out in ggml.h, zero block size in
+ * `type_traits`): gguf.cpp refuses a tensor of any of them.
+ */
+const GGML_REMOVED_TYPES = new Map<number, string>([
+  [4, "Q4_2"], [5, "Q4_3"],
+  [31, "Q4_0_4_4"], [32, "Q4_0_4_8"], [33, "Q4_0_8_8"],
+  [36, "IQ4_NL_4_4"], [37, "IQ4_NL_4_8"], [38, "IQ4_NL_8_8"],
+]);
+
+/** The name of a type id ggml has removed, or undefined. */
+export function ggmlRemovedTypeName(type: number): string | undefined {
+  return GGML_REMOVED_TYPES.get(type);
+}
+
+/** The type ids `ggmlTypeInfo` knows, ascending. */
+export function knownGgmlTypes(): number[] {
+  return [...GGML_TYPE_INFO.keys()].sort((a, b) => a - b);
+}
 
 /** Block size and bytes of a ggml type; undefined for a type number ggml does not know. */
 export function ggmlTypeInfo(type: number): GgmlTypeInfo | undefined {

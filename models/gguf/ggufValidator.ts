@@ -7,9 +7,11 @@ import {
   LLAMA_FILE_TYPE_LABELS,
   alignUp,
   elementCount,
+  ggmlRemovedTypeName,
   ggmlTypeInfo,
   ggmlTypeName,
   ggufValueTypeName,
+  knownGgmlTypes,
 } from "./ggufFormat.js";
 import type { GgufFile, GgufMetadataEntry, GgufTensorInfo } from "./ggufFormat.js";
 import { readGguf } from "./ggufReader.js";
@@ -118,37 +120,88 @@ function checkNoNestedArrays(file: GgufFile, fail: Fail): void {
   }
 }
 
-/** Types, block alignment, gguf.cpp's back-to-back offsets, and data that ends inside the file. */
+/**
+ * gguf.cpp's and llama_model_loader's per-tensor checks, so no file reaches llama.cpp that
+ * it would refuse or abort on: each tensor's type is one this ggml knows, its row length
+ * (the first dimension) is a whole number of the type's blocks, its byte size
+ * (elements / block size * block bytes) fills exactly the space up to the next tensor's
+ * offset (the data padded to `general.alignment`, first tensor at 0), and its data ends
+ * inside the file. Returns the sum of the tensors' data bytes.
+ */
 function checkTensorTable(file: GgufFile, fail: Fail): number {
-  let expectedOffset = 0;
+  const sizes = file.tensors.map((tensor) => tensorDataBytes(tensor, fail));
   let dataBytes = 0;
-  let last: GgufTensorInfo | undefined;
-  for (const tensor of file.tensors) {
-    const info = ggmlTypeInfo(tensor.type);
-    if (info === undefined) {
-      throw fail("IA_ERR_GGUF_TENSOR", `tensor '${tensor.name}' has ggml type ${tensor.type}, which llama.cpp here does not know; expected a type such as F32, F16, Q8_0, Q4_K`);
+  for (const [i, tensor] of file.tensors.entries()) {
+    const bytes = sizes[i] ?? 0;
+    const padded = alignUp(bytes, file.alignment);
+    if (i === 0 && tensor.offset !== 0) {
+      throw fail(
+        "IA_ERR_GGUF_TENSOR",
+        `${describeTensor(tensor)} is the first tensor, so its data must start at data offset 0 (llama.cpp reads tensor data back to back); it starts at ${tensor.offset}`,
+      );
     }
-    if (tensor.byteSize === undefined) {
-      throw fail("IA_ERR_GGUF_TENSOR", `tensor '${tensor.name}' has rows of ${tensor.dims[0]} elements in ${info.name}; expected a multiple of its block size ${info.blockSize}`);
+    const next = file.tensors[i + 1];
+    if (next !== undefined && next.offset - tensor.offset !== padded) {
+      throw fail(
+        "IA_ERR_GGUF_TENSOR",
+        `${describeTensor(tensor)} takes ${bytes} bytes (${padded} padded to general.alignment ${file.alignment}), so the next tensor '${next.name}' ` +
+          `should start at data offset ${tensor.offset + padded}; it starts at ${next.offset} (${next.offset - tensor.offset} bytes after this one)`,
+      );
     }
-    if (tensor.offset !== expectedOffset) {
-      throw fail("IA_ERR_GGUF_MALFORMED", `tensor '${tensor.name}' has data offset ${tensor.offset}; expected ${expectedOffset} (tensors follow each other, each padded to ${file.alignment} bytes)`);
-    }
-    expectedOffset += alignUp(tensor.byteSize, file.alignment);
-    dataBytes += tensor.byteSize;
-    last = tensor;
-  }
-  if (last !== undefined) {
-    const end = file.dataOffset + last.offset + (last.byteSize ?? 0);
+    const end = file.dataOffset + tensor.offset + bytes;
     if (end > file.fileBytes) {
       throw fail(
         "IA_ERR_GGUF_TRUNCATED",
-        `the file has ${file.fileBytes} bytes but its tensor data ends at byte ${end} (last tensor '${last.name}'); ` +
+        `the file has ${file.fileBytes} bytes but ${describeTensor(tensor)} needs ${bytes} bytes from byte ${file.dataOffset + tensor.offset}, up to byte ${end}; ` +
           `expected at least ${end} bytes: the file is truncated (an interrupted download or copy?)`,
       );
     }
+    dataBytes += bytes;
   }
   return dataBytes;
+}
+
+/** The tensor's data bytes, or a refusal when its type is unknown or its rows are not whole blocks. */
+function tensorDataBytes(tensor: GgufTensorInfo, fail: Fail): number {
+  const shape = shapeText(tensor.dims);
+  const info = ggmlTypeInfo(tensor.type);
+  if (info === undefined) {
+    const removed = ggmlRemovedTypeName(tensor.type);
+    const what = removed === undefined ? `ggml type ${tensor.type}, which this llama.cpp does not know` : `ggml type ${tensor.type} (${removed}), which ggml has removed`;
+    throw fail(
+      "IA_ERR_GGUF_TENSOR",
+      `tensor '${tensor.name}': ${what}, shape ${shape}; expected a type such as F32, F16, BF16, Q8_0, Q4_0, Q4_K (ggml type ids ${idRanges(knownGgmlTypes())})`,
+    );
+  }
+  const rowLength = tensor.dims[0] ?? 1;
+  if (rowLength % info.blockSize !== 0) {
+    throw fail(
+      "IA_ERR_GGUF_TENSOR",
+      `tensor '${tensor.name}': type ${info.name} needs the first dimension to be a multiple of ${info.blockSize} (its block size), got ${shape}`,
+    );
+  }
+  return (elementCount(tensor.dims) / info.blockSize) * info.typeSize;
+}
+
+function describeTensor(tensor: GgufTensorInfo): string {
+  return `tensor '${tensor.name}' (type ${ggmlTypeName(tensor.type)}, shape ${shapeText(tensor.dims)})`;
+}
+
+function shapeText(dims: readonly number[]): string {
+  return `[${dims.join(", ")}]`;
+}
+
+/** `0-3, 6-30, 34-35` for a sorted list of ids. */
+function idRanges(ids: readonly number[]): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < ids.length; ) {
+    const first = ids[i] ?? 0;
+    let last = first;
+    while (ids[i + 1] === last + 1) last = ids[++i] ?? last;
+    ranges.push(first === last ? `${first}` : `${first}-${last}`);
+    i++;
+  }
+  return ranges.join(", ");
 }
 
 type ScalarOf<T extends GgufValueType> = T extends typeof GgufValueType.STRING ? string : T extends typeof GgufValueType.BOOL ? boolean : number;

@@ -6,8 +6,9 @@ import { freePort, requireMosquittoClients, waitForPort } from "../helpers/mosqu
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
 import type { AgentProcess } from "../helpers/mqttAgent.js";
 
-// The in-process aedes broker of `--mqtt embedded`, served to the mosquitto command-line
-// clients (MQTT 3.1.1), as a lab engineer would try it first.
+// The in-process aedes broker that `--mqtt embedded` falls back to on a host without
+// mosquitto (INSTRUMENT_AGENT_MOSQUITTO=none here), served to the mosquitto command-line
+// clients (MQTT 3.1.1). mqttFirstContact.test.ts covers the mosquitto it prefers.
 const dir = tempDir("iagent-mqtt-embedded-");
 let model: string;
 let agent: AgentProcess;
@@ -28,7 +29,7 @@ function run(binary: string, args: string[]): Promise<{ code: number | null; std
 beforeAll(async () => {
   model = await synthModel(dir);
   port = await freePort();
-  agent = spawnAgent(["--model", model, "--mlock", "off", "--threads", "1", "--max-tokens", "8", "--temperature", "0", "--mqtt", "embedded", "--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "emb", "--log-level", "warn"]);
+  agent = spawnAgent(["--model", model, "--mlock", "off", "--threads", "1", "--max-tokens", "8", "--temperature", "0", "--mqtt", "embedded", "--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "emb", "--log-level", "warn"], { INSTRUMENT_AGENT_MOSQUITTO: "none" });
   await waitForPort(port, 60_000);
   await waitForStatus(`mqtt://127.0.0.1:${port}`, "instrument-agent/emb", "online", agent, 60_000, { protocolVersion: 4 });
 });
