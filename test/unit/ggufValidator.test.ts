@@ -437,11 +437,12 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
     const kBias = names.indexOf("blk.0.attn_k.bias");
     expect((file.tensors[kBias + 1]?.offset ?? 0) - (file.tensors[kBias]?.offset ?? 0)).toBe(1024);
     await validateModelFile(path);
-    // The same table read with 512-byte alignment: the padding after attn_k.bias is too wide.
-    expect(() => checkModelGguf({ ...file, alignment: 512 })).toThrow(
+    // The same table read with the default 32-byte alignment: the padding after the first
+    // norm (128 F32, 512 bytes) is too wide.
+    expect(() => checkModelGguf({ ...file, alignment: 32 })).toThrow(
       expect.objectContaining({
         code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining("tensor 'blk.0.attn_k.bias' (type F32, shape [64]) takes 256 bytes (512 padded to general.alignment 512)"),
+        message: expect.stringContaining("tensor 'blk.0.attn_norm.weight' (type F32, shape [128]) takes 512 bytes (512 padded to general.alignment 32)"),
       }),
     );
   });
