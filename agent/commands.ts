@@ -49,15 +49,15 @@ function applyPriority(config: AgentConfig): PriorityOutcome {
 }
 
 /**
- * `run`'s set-up. With the local console on this terminal and the log on the same terminal,
+ * The set-up of `run` and `chat`. With the local console on this terminal and the log on the same terminal,
  * the person sees warnings and errors only (through the console, never inside a prompt or an
  * answer); info lines need --log-file or an explicit --log-level.
  */
-function setUpRun(flags: Record<string, unknown>): Context & { gate: TerminalLogGate | undefined } {
-  const { config, sources } = loadConfig({ flags: withoutKeys(flags, []) });
+function setUpConsole(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig> = {}): Context & { gate: TerminalLogGate | undefined } {
+  const { config, sources } = loadConfig({ flags: withoutKeys(flags, []), commandDefaults });
   const sharesTerminal = Boolean(process.stdin.isTTY && process.stderr.isTTY) && config.logFile === undefined;
   const gate = sharesTerminal ? new TerminalLogGate(process.stderr) : undefined;
-  const level = sharesTerminal && sources.logLevel === "default" ? "warn" : config.logLevel;
+  const level = sharesTerminal && sources.logLevel === "default" && config.logLevel !== "error" ? "warn" : config.logLevel;
   const logger = createLogger({ level, file: config.logFile, gate });
   return { config, logger, priority: applyPriority(config), gate };
 }
@@ -74,9 +74,9 @@ function onSignals(onSignal: (signal: NodeJS.Signals) => void): () => void {
 }
 
 async function runConsole(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig>): Promise<number> {
-  const { config, logger } = setUp(flags, commandDefaults);
+  const { config, logger, gate } = setUpConsole(flags, commandDefaults);
   const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
-  const console = createLocalConsole(agent, config, logger);
+  const console = createLocalConsole(agent, config, logger, [], gate);
   // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
   const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));
   try {
@@ -125,7 +125,7 @@ function readQuestion(question: string): string {
 export function createCommandHandlers(): CommandHandlers {
   return {
     async run(flags) {
-      const { config, logger, gate } = setUpRun(flags);
+      const { config, logger, gate } = setUpConsole(flags);
       const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
       try {
         return await runTransports({ config, logger, agent, factories: transportFactories(gate) });
