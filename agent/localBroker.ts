@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { pbkdf2Sync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import path from "node:path";
 import { AgentError } from "./errors.js";
@@ -156,6 +156,8 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
     return started;
   };
   child = launch();
+  const pidFile = path.join(dataDir, "mosquitto.pid");
+  if (child.pid !== undefined) writeFileSync(pidFile, `${child.pid}\n`);
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await isListening(options.host, options.port, 200))) {
@@ -182,6 +184,7 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
         const kill = setTimeout(() => current.kill("SIGKILL"), 3000);
         current.once("exit", () => {
           clearTimeout(kill);
+          rmSync(pidFile, { force: true });
           resolve();
         });
         // SIGTERM: mosquitto saves its persistence file and exits.
@@ -192,10 +195,45 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
   };
 }
 
+/**
+ * The mosquitto that an earlier run of the agent started and left behind when it was killed
+ * (kill -9 does not reach the child): its pid file in the state dir names a live process
+ * that runs our configuration. Linux only (/proc); elsewhere it is used as any existing broker.
+ */
+function leftoverMosquitto(stateDir: string): number | undefined {
+  const dataDir = path.resolve(stateDir, "mosquitto");
+  try {
+    const pid = Number(readFileSync(path.join(dataDir, "mosquitto.pid"), "utf8").trim());
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes(path.join(dataDir, "mosquitto.conf")) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startLocalBroker(options: LocalBrokerOptions): Promise<LocalBroker> {
   const host = options.host.replace(/^\[(.*)\]$/, "$1");
   const url = `mqtt://${host.includes(":") ? `[${host}]` : host}:${options.port}`;
   const log = options.logger.child({ component: "broker" });
+  const leftover = leftoverMosquitto(options.stateDir);
+  if (leftover !== undefined && (await isListening(host, options.port))) {
+    // Adopted: its sessions and queued questions are still in it; it stops with this agent.
+    const description = `mosquitto (MQTT 5) at ${url}, left running by an earlier run of the agent (pid ${leftover}) and taken over`;
+    log.warn(description);
+    return {
+      kind: "mosquitto",
+      url,
+      protocolVersion: 5,
+      description,
+      async close() {
+        try {
+          process.kill(leftover, "SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      },
+    };
+  }
   if (options.reuseExisting && (await isListening(host, options.port))) {
     const description = `the broker already listening at ${url}`;
     log.info(`using ${description} (not starting one)`);

@@ -83,6 +83,31 @@ describe("--mqtt embedded (the default) with mosquitto installed", () => {
     expect(listening.code).not.toBe(0);
   });
 
+  it("after kill -9 of the agent, the next start takes over the mosquitto it left and the question waiting in it", async () => {
+    const port = await freePort();
+    const stateDir = path.join(dir, "state-leftover");
+    const first = agent(["--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "left", "--state-dir", stateDir]);
+    await waitForPort(port, 60_000);
+    await waitForStatus(`mqtt://127.0.0.1:${port}`, "instrument-agent/left", "online", first, 60_000, { protocolVersion: 5 });
+    first.child.kill("SIGKILL");
+    await first.exited;
+    // mosquitto outlived it (a signal to the agent does not reach its child) and keeps the
+    // agent's persistent session: a question sent now waits there.
+    const pub = tool("mosquitto_pub", "mosquitto-clients");
+    const sub = tool("mosquitto_sub", "mosquitto-clients");
+    const reply = run(sub, ["-h", "127.0.0.1", "-p", String(port), "-t", "lab/left/r", "-q", "1", "-C", "1", "-W", "90"], 95_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const sent = await run(pub, ["-h", "127.0.0.1", "-p", String(port), "-q", "1", "-t", "instrument-agent/left/ask", "-m", JSON.stringify({ id: "w1", prompt: "hi", replyTo: "lab/left/r" })]);
+    expect(sent.code).toBe(0);
+    const second = agent(["--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "left", "--state-dir", stateDir]);
+    const final = JSON.parse((await reply).stdout) as Record<string, unknown>;
+    expect(final).toMatchObject({ id: "w1", done: true, agent: "left" });
+    expect(second.output()).toContain("left running by an earlier run of the agent");
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+    const after = await run(sub, ["-h", "127.0.0.1", "-p", String(port), "-t", "x", "-C", "1", "-W", "1"]);
+    expect(after.code).not.toBe(0);
+  });
+
   it("falls back to aedes without mosquitto and says it is MQTT 3.1.1 only", async () => {
     const port = await freePort();
     const a = agent(["--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "fallback"], { INSTRUMENT_AGENT_MOSQUITTO: "none" });
