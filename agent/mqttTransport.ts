@@ -595,7 +595,10 @@ export class MqttTransport implements Transport {
   /** A status on our own topic: another process that came online under this id after us loses. */
   #onOwnStatus(payload: Buffer): void {
     const other = otherInstance(payload, this.#instance);
-    if (!other) return;
+    // A dead process's status can still arrive: the persistent session of an agent killed
+    // with -9 holds its own "online" publish, queued before its will went out, and hands it
+    // to the next agent that takes the session (seen in about half of kill -9 restarts).
+    if (!other || isStale(other)) return;
     const theyAreNewer = other.since > this.#instance.since || (other.since === this.#instance.since && `${other.host}/${other.pid}` > `${this.#instance.host}/${this.#instance.pid}`);
     if (theyAreNewer) {
       this.#log.warn({ other }, "another agent came online with this agent's id; it will stop its MQTT side (this one keeps serving)");

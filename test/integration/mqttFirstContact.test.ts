@@ -182,6 +182,10 @@ describe("a site broker", () => {
     const reborn = agent(["--mqtt", broker.url, "--agent-id", "phoenix"]);
     const status = await waitForStatus(broker.url, "instrument-agent/phoenix", "online", reborn, 60_000);
     expect(status.pid).toBe(reborn.child.pid);
+    // The dead agent's session still held its own "online" publish; the new agent must not
+    // take it for a live twin (it did, in about half the runs, before isStale was checked there).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(reborn.child.exitCode).toBeNull();
     expect(reborn.output()).not.toContain("IA_ERR_MQTT_DUPLICATE_ID");
   });
 });
