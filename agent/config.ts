@@ -70,6 +70,12 @@ export const configSchema = z.strictObject({
   priority: z.enum(["auto", "low", "normal"]),
   /** Where llama.cpp runs: its own engine process (one libuv thread, see engineProcess.ts) or this one. Defaults to `process`. */
   engine: z.enum(["process", "inline"]),
+  /** GPU use: `off` (CPU only) or `auto` (node-llama-cpp picks CUDA, Vulkan or Metal when present). Defaults to `off`. */
+  gpu: z.enum(["auto", "off"]),
+  /** Layers offloaded to the GPU with `gpu: auto`; `auto` fits them to free VRAM (0 with `gpu: off`). Defaults to `auto`. */
+  gpuLayers: autoOr(wholeNumber(0, 1024)),
+  /** llama.cpp's NUMA policy on multi-socket hosts. Defaults to `off` (the OS decides). */
+  numa: z.enum(["off", "distribute", "isolate"]),
   /** Broker URL, `embedded` or `off`. Defaults to `embedded` for `run`. */
   mqtt: z.string().min(1),
   /** MQTT identity. Defaults to the host name. */
@@ -159,6 +165,9 @@ export const CONFIG_DEFAULTS: Partial<AgentConfig> = {
   shape: "beside-instrument",
   priority: "auto",
   engine: "process",
+  gpu: "off",
+  gpuLayers: "auto",
+  numa: "off",
   mqtt: "embedded",
   mqttPrefix: "instrument-agent",
   mqttVersion: "5",
@@ -238,6 +247,7 @@ function expectedText(issue: z.core.$ZodIssue): string {
   if (key === "threads") return "expected a whole number from 1 to 256 or 'auto'";
   if (key === "context") return "expected a whole number of tokens from 256 or 'auto'";
   if (key === "parallel") return "expected a whole number from 1 to 16 or 'auto'";
+  if (key === "gpuLayers") return "expected a whole number of layers from 0 to 1024 or 'auto'";
   if (key === "serialStopBits") return "expected 1, 1.5 or 2";
   if (issue.code === "invalid_value" && "values" in issue) return `expected one of ${issue.values.map(String).join(", ")}`;
   if (issue.code === "invalid_format") return `expected a valid ${issue.format === "url" ? "URL such as http://mirror.lab:8080" : issue.format}`;

@@ -136,6 +136,20 @@ export function parseCapEff(text: string): boolean | null {
   return ((BigInt(`0x${match[1]}`) >> CAP_IPC_LOCK) & 1n) === 1n;
 }
 
+/**
+ * Whether /proc/self/uid_map is the initial user namespace's identity map (`0 0 4294967295`).
+ * mlock checks CAP_IPC_LOCK against the initial namespace, so the capability shown in CapEff
+ * inside a container's own user namespace (rootless podman, userns-remap) does not lift the limit.
+ */
+export function isInitialUserNamespace(uidMap: string): boolean {
+  const rows = uidMap
+    .trim()
+    .split("\n")
+    .map((row) => row.trim().split(/\s+/).join(" "))
+    .filter((row) => row !== "");
+  return rows.length === 1 && rows[0] === "0 0 4294967295";
+}
+
 /** PRETTY_NAME from /etc/os-release, unquoted; null when absent. */
 export function parseOsRelease(text: string): string | null {
   const match = /^PRETTY_NAME=(.*)$/m.exec(text);
@@ -313,6 +327,16 @@ async function probeLinux(facts: HostFacts, readText: (path: string) => Promise<
   applyLimits(facts, texts.get("/proc/self/limits") ?? null);
   const status = texts.get("/proc/self/status") ?? null;
   facts.hasCapIpcLock = status === null ? null : parseCapEff(status);
+  if (facts.hasCapIpcLock === true) {
+    // No uid_map (a kernel without user namespaces) means the initial namespace.
+    const uidMap = await readText("/proc/self/uid_map").catch(() => null);
+    if (uidMap !== null && !isInitialUserNamespace(uidMap)) {
+      facts.hasCapIpcLock = false;
+      facts.notes.push(
+        "CAP_IPC_LOCK is held only inside a user namespace (/proc/self/uid_map is not the host's identity map), where it does not lift the memlock limit: counted as absent",
+      );
+    }
+  }
   const osRelease = texts.get("/etc/os-release") ?? null;
   facts.distro = osRelease === null ? null : parseOsRelease(osRelease);
 }

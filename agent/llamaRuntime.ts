@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
 import { AgentError } from "./errors.js";
@@ -36,6 +36,14 @@ export interface LlamaRuntimeOptions {
   /** One context sequence per concurrent generation. Defaults to 1. */
   parallelSequences?: number;
   mlock: boolean;
+  /** `--mlock on`: a lock that does not take is a warning (smoke fails it); with `auto` it is one info line. */
+  mlockRequired?: boolean;
+  /** `--gpu`: `off` (CPU only, the default) or `auto` (node-llama-cpp picks CUDA, Vulkan or Metal when present). */
+  gpu?: GpuSetting;
+  /** `--gpu-layers`: layers to offload with `--gpu auto`; `auto` lets node-llama-cpp fit them to free VRAM. */
+  gpuLayers?: number | "auto";
+  /** `--numa`: llama.cpp's NUMA policy. Defaults to `off` (the OS decides). */
+  numa?: NumaSetting;
   /** `--threads auto`: use fewer of the planned threads while other processes keep the cores busy (threadAdapter.ts). */
   adaptThreads?: boolean;
   logger: Logger;
@@ -44,11 +52,48 @@ export interface LlamaRuntimeOptions {
 }
 
 
+export type GpuSetting = "auto" | "off";
+export type NumaSetting = "off" | "distribute" | "isolate";
+
+/** What node-llama-cpp 3.21.1 is given for the GPU and NUMA settings (`getLlama` and `loadModel` options). */
+export interface LlamaBackendOptions {
+  /** `LlamaOptions.gpu`: false is CPU only. */
+  gpu: "auto" | false;
+  /** `LlamaOptions.numa` (also accepted by the "lastBuild" form of getLlama). */
+  numa: false | "distribute" | "isolate";
+  /** `LlamaModelOptions.gpuLayers`. */
+  gpuLayers: "auto" | number;
+}
+
+/**
+ * The agent's settings as node-llama-cpp options. `--gpu off` (the default) means CPU only and
+ * no offloaded layers whatever `--gpu-layers` says; with `--gpu auto` node-llama-cpp picks
+ * the GPU type and sets the layers to 0 itself when it finds none. `--numa off` is no policy.
+ */
+export function llamaBackendOptions(settings: { gpu?: GpuSetting | undefined; gpuLayers?: number | "auto" | undefined; numa?: NumaSetting | undefined }): LlamaBackendOptions {
+  const gpu = settings.gpu === "auto" ? "auto" : false;
+  const numa = settings.numa === undefined || settings.numa === "off" ? false : settings.numa;
+  return { gpu, numa, gpuLayers: gpu === false ? 0 : (settings.gpuLayers ?? "auto") };
+}
+
 /** Messages from llama.cpp that the agent must act on, not only log. */
 const MLOCK_FAILURE = /failed to mlock/i;
 
-/** Memory the kernel has locked for this process (Linux `VmLck`); null elsewhere. */
-const readLockedBytes = (): number | null => procStatusBytes("VmLck");
+/**
+ * Memory the kernel has locked for this process, on Linux: the resident pages of locked
+ * mappings (`Locked` in /proc/self/smaps_rollup), else `VmLck` (sizes of locked mappings,
+ * which also counts a locked PROT_NONE page). null elsewhere.
+ */
+function readLockedBytes(): number | null {
+  if (process.platform !== "linux") return null;
+  try {
+    const match = /^Locked:\s+(\d+)\s+kB/m.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // Kernels before 4.14 have no smaps_rollup.
+  }
+  return procStatusBytes("VmLck");
+}
 
 function fileSize(file: string): number {
   try {
@@ -233,15 +278,19 @@ export class LlamaRuntime implements EngineRuntime {
         else log.warn(text);
       },
     };
+    const backend = llamaBackendOptions(options);
     // A local build (made on an old-glibc host with `source download`) sits in a folder
-    // named after its cmake options, which only the "lastBuild" lookup finds.
+    // named after its cmake options, which only the "lastBuild" lookup finds; its GPU type is
+    // the one it was built with.
     const llama =
-      engine.kind === "localBuild" ? await getLlama("lastBuild", { ...common, skipDownload: true }) : await getLlama({ ...common, gpu: false, build: "never" });
+      engine.kind === "localBuild"
+        ? await getLlama("lastBuild", { ...common, numa: backend.numa, skipDownload: true })
+        : await getLlama({ ...common, gpu: backend.gpu, numa: backend.numa, build: "never" });
     let model: LlamaModel;
     try {
       model = await llama.loadModel({
         modelPath: options.modelPath,
-        gpuLayers: 0,
+        gpuLayers: backend.gpuLayers,
         useMlock: options.mlock,
         ...(options.onLoadProgress ? { onLoadProgress: options.onLoadProgress } : {}),
       });
@@ -286,8 +335,15 @@ export class LlamaRuntime implements EngineRuntime {
     // llama.cpp's log lines reach JS asynchronously, so a "failed to mlock" can arrive after
     // loadModel resolves: let them drain before judging (seen: the check said "locked").
     if (options.mlock) await new Promise((resolve) => setTimeout(resolve, 100));
-    const mlock = LlamaRuntime.#mlockState(options.mlock, llamaWarnings, fileSize(options.modelPath));
-    if (mlock.requested && !mlock.locked) log.warn({ fix: mlockFix() }, mlock.detail);
+    const offloaded = llama.gpu !== false && model.gpuLayers > 0;
+    const mlock = LlamaRuntime.#mlockState(options.mlock, llamaWarnings, model.size || fileSize(options.modelPath), offloaded);
+    // The one log line for a planned lock that did not take. `--mlock on` asked for it (a
+    // warning; smoke fails its check); `auto` only runs unlocked, which is operator detail
+    // (info, kept off a console on the same terminal). llama.cpp's own line went to debug above.
+    if (mlock.requested && !mlock.locked) {
+      if (options.mlockRequired) log.warn({ fix: mlockFix() }, mlock.detail);
+      else log.info({ fix: mlockFix() }, mlock.detail);
+    }
     const info: RuntimeInfo = {
       modelPath: options.modelPath,
       modelLabel: options.modelLabel,
@@ -297,7 +353,7 @@ export class LlamaRuntime implements EngineRuntime {
       parallelSequences: parallel,
       mlock,
       loadMs: Math.round(performance.now() - started),
-      backend: `cpu (${String(llama.buildType)} binaries)`,
+      backend: `${llama.gpu === false ? "cpu" : `${llama.gpu}, ${model.gpuLayers} layers offloaded`} (${String(llama.buildType)} binaries)`,
       engine: "inline",
     };
     const adapter = options.adaptThreads
@@ -312,22 +368,38 @@ export class LlamaRuntime implements EngineRuntime {
     return new LlamaRuntime(info, llama, model, context, slots, batching, adapter);
   }
 
-  /** llama.cpp reports a failed mlock only as a log line, so check what the kernel says. */
-  static #mlockState(requested: boolean, warnings: string[], modelBytes: number): MlockState {
-    if (!requested) return { requested, locked: false, lockedBytes: readLockedBytes(), detail: "mlock off as planned" };
-    const failure = warnings.find((w) => MLOCK_FAILURE.test(w))?.split("\n")[0]?.replace(/^warning:\s*/, "");
+  /**
+   * Whether the weights really are locked. llama.cpp reports a failed mlock only as a log line,
+   * and that line is not the whole truth: it locks from a buffer's unaligned start for the size
+   * rounded up to pages, so the range can end one page into PROT_NONE memory (a malloc arena's
+   * reserve, a thread stack guard) and mlock() returns ENOMEM, yet the kernel has already
+   * locked and faulted in every page of the buffer itself (measured on the dev VM: ENOMEM in
+   * strace, "failed to mlock" from llama.cpp, and 1,100 kB `Locked` in smaps for the 1,100 kB
+   * buffer). So on Linux the kernel's count decides; the line only explains. Elsewhere, and
+   * when layers sit in VRAM (not counted there), the line decides.
+   */
+  static #mlockState(requested: boolean, warnings: string[], weightBytes: number, offloaded: boolean): MlockState {
     const lockedBytes = readLockedBytes();
-    // Node itself may hold some locked pages: the model counts as locked only when VmLck
-    // covers most of its weights (the file minus its metadata).
-    const kernelSaysLocked = lockedBytes === null ? failure === undefined : lockedBytes >= modelBytes * 0.5;
-    if (kernelSaysLocked && failure === undefined) {
-      return { requested, locked: true, lockedBytes, detail: `model pinned in RAM${lockedBytes ? ` (${Math.round(lockedBytes / 2 ** 20)} MiB locked)` : ""}` };
+    if (!requested) return { requested, locked: false, lockedBytes, detail: "mlock off as planned" };
+    const failure = warnings.find((w) => MLOCK_FAILURE.test(w))?.split("\n")[0]?.replace(/^warning:\s*/, "");
+    const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20).toLocaleString("en-US")} MiB`;
+    // Node itself locks nothing, but the count is per process: the weights count as locked when
+    // it covers nearly all of them (llama.cpp's buffers round up, never down).
+    const kernelSaysLocked = lockedBytes === null || offloaded ? failure === undefined : lockedBytes >= weightBytes * 0.9;
+    if (kernelSaysLocked) {
+      const held = lockedBytes ? ` (${mib(lockedBytes)} locked)` : "";
+      const note =
+        failure === undefined
+          ? ""
+          : `; llama.cpp still logged "${failure}": mlock() failed for part of its range, typically the page past the end of its buffer that it rounds the lock up to, after the kernel had locked the buffer`;
+      return { requested, locked: true, lockedBytes, detail: `model pinned in RAM${held}${note}` };
     }
+    const why = failure ?? `the kernel has ${mib(lockedBytes ?? 0)} locked for ${mib(weightBytes)} of weights`;
     return {
       requested,
       locked: false,
       lockedBytes,
-      detail: `mlock was requested but did not take effect (${failure ?? `VmLck is ${Math.round((lockedBytes ?? 0) / 2 ** 20)} MiB for a ${Math.round(modelBytes / 2 ** 20)} MiB model`}); the model runs unlocked and may be paged out. Fix: ${mlockFix()}`,
+      detail: `mlock was planned but did not take effect (${why}); the model runs unlocked and may be paged out. Fix: ${mlockFix()}`,
     };
   }
 

@@ -63,6 +63,7 @@ export function planForFile(facts: HostFacts, config: AgentConfig, model: Resolv
       fileBytes: summary.fileBytes,
       kvBytesPerToken: summary.kvBytesPerToken,
       trainedContextLength: summary.contextLength,
+      demo: model.isDemo,
     },
   });
 }
@@ -97,6 +98,7 @@ export async function prepareModel(config: AgentConfig, logger: Logger): Promise
   const summary = await validateModelFile(model.path);
   const plan = planForFile(facts, config, model, summary);
   for (const warning of plan.warnings) logger.warn(warning);
+  for (const notice of plan.notices) logger.info(notice);
   return { facts, model, summary, plan };
 }
 
@@ -128,6 +130,10 @@ export function runtimeOptions(config: AgentConfig, model: ResolvedModel, plan: 
     contextSize: plan.contextSize.value,
     parallelSequences: plan.parallelSequences.value,
     mlock: plan.mlock.value,
+    mlockRequired: config.mlock === "on",
+    gpu: config.gpu,
+    gpuLayers: config.gpuLayers,
+    numa: config.numa,
     adaptThreads: config.threads === "auto",
     logger,
   };

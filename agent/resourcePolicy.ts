@@ -23,6 +23,8 @@ export interface ModelFootprint {
   vocabularySize?: number;
   /** Query heads; sizes the attention scratch of a batch. Defaults to none (logits scratch only). */
   attentionHeadCount?: number;
+  /** The random-weight demo model (`--model demo`): `--mlock auto` never locks it. */
+  demo?: boolean;
 }
 
 /** A catalog model the policy may choose. Catalog entries fit this shape plus `available`. */
@@ -84,6 +86,8 @@ export interface ResourcePlan {
     reason: string;
   };
   warnings: string[];
+  /** What the operator may want to know but need not act on (logged at info), such as `--mlock auto` running unlocked. */
+  notices: string[];
 }
 
 const KiB = 1024;
@@ -416,6 +420,21 @@ function decideParallel(input: PlanInput, cores: number, footprint: ModelFootpri
   return { value: 1, reason: `1 sequence: a second one at ${n(contextSize)} tokens would need ${formatBytes(need2)}, more than 80% of the ${formatBytes(budget)} budget.` };
 }
 
+/**
+ * Whether the kernel will let this process lock `lockBytes`, as far as can be known before
+ * loading. Linux applies RLIMIT_MEMLOCK only to processes without CAP_IPC_LOCK (in the initial
+ * user namespace; hostProbe counts a capability held only inside a container's namespace as
+ * absent). Measured on the 2-core dev VM as root (CAP_IPC_LOCK, no CAP_SYS_RESOURCE, 8 MiB
+ * limit): a plain 2 GiB mlock succeeded; with CAP_IPC_LOCK dropped and a 64 KiB limit
+ * llama.cpp's lock failed and nothing was locked (VmLck 0).
+ *
+ * What cannot be known before loading is where llama.cpp's buffer lands. It locks from the
+ * buffer's start, which is not page-aligned, for the buffer's size rounded up to whole pages,
+ * so the range ends up to one page past the buffer; when that page is PROT_NONE (the unused
+ * rest of a malloc arena, a thread stack's guard page) or unmapped, mlock() returns ENOMEM.
+ * On the dev VM that happened in about half the loads of the tiny model, with or without
+ * CAP_IPC_LOCK. llamaRuntime.ts judges the result after loading from what the kernel reports.
+ */
 function memlockPermission(facts: HostFacts, lockBytes: number): { allowed: boolean; why: string } {
   if (facts.platform === "win32" || facts.memlockLimitSource === "not-applicable") {
     return { allowed: true, why: "Windows has no memlock limit (llama.cpp uses VirtualLock and raises the working set)" };
@@ -428,21 +447,18 @@ function memlockPermission(facts: HostFacts, lockBytes: number): { allowed: bool
     facts.memlockLimitSource === "rlimit" && facts.memlockLimitBytes !== null
       ? `the memlock limit (RLIMIT_MEMLOCK) is ${formatBytes(facts.memlockLimitBytes)}`
       : "the memlock limit could not be read";
-  // CAP_IPC_LOCK should lift the limit, but inside containers it often does not: on this
-  // project's CI VM the capability was present and llama.cpp's mlock still failed at 8 MiB.
-  const capability =
-    facts.hasCapIpcLock === true
-      ? "the process reports CAP_IPC_LOCK, but inside containers that does not always lift the limit (use --mlock on to try; the agent checks VmLck after loading)"
-      : "the process lacks CAP_IPC_LOCK";
+  if (facts.hasCapIpcLock === true) {
+    return { allowed: true, why: `${limit}, but the process has CAP_IPC_LOCK, which lifts the limit for the ${formatBytes(lockBytes)} model` };
+  }
   return {
     allowed: false,
     why:
-      `${limit} but the model needs ${formatBytes(lockBytes)} locked, and ${capability}; ` +
+      `${limit} but the model needs ${formatBytes(lockBytes)} locked, and the process lacks CAP_IPC_LOCK; ` +
       "fix: LimitMEMLOCK=infinity in the systemd unit, or `ulimit -l unlimited` (a memlock line in /etc/security/limits.conf) before starting",
   };
 }
 
-function decideMlock(input: PlanInput, need: MemoryNeed, budget: number, warnings: string[]): Decision<boolean> {
+function decideMlock(input: PlanInput, footprint: ModelFootprint, need: MemoryNeed, budget: number, warnings: string[], notices: string[]): Decision<boolean> {
   const { facts } = input;
   const margin = Math.max(256 * MiB, Math.round(facts.totalMemBytes * 0.1));
   const fits = need.totalBytes + margin <= budget;
@@ -458,8 +474,15 @@ function decideMlock(input: PlanInput, need: MemoryNeed, budget: number, warning
       if (!fits) warnings.push(`mlock was requested but ${fitWhy}.`);
       return { value: true, reason: `On as requested; ${permission.allowed ? permission.why : "it will probably not take effect"}.` };
     case "auto":
+      // `auto` locks only when it will work and otherwise runs unlocked, said once at info:
+      // here when the limit rules it out before loading, or by the runtime when a planned lock
+      // did not take. It never fails a check or stops the agent.
+      if (footprint.demo) return { value: false, reason: "Off: the demo model is a small random-weight file for trying the plumbing, nothing worth pinning in RAM." };
       if (!fits) return { value: false, reason: `Off: ${fitWhy}.` };
-      if (!permission.allowed) return { value: false, reason: `Off: ${permission.why}.` };
+      if (!permission.allowed) {
+        notices.push(`mlock auto: the model runs unlocked and may be paged out, because ${permission.why}.`);
+        return { value: false, reason: `Off: ${permission.why}.` };
+      }
       return { value: true, reason: `On: ${fitWhy}, and ${permission.why}.` };
   }
 }
@@ -507,7 +530,8 @@ export function planResources(input: PlanInput): ResourcePlan {
     );
   }
   const threads = decideThreads(input, cores, reserve, warnings);
-  const mlock = decideMlock(input, need, budget, warnings);
+  const notices: string[] = [];
+  const mlock = decideMlock(input, footprint, need, budget, warnings, notices);
 
   return {
     model: { id: footprint.id, label: footprint.label, reason: choice.reason },
@@ -530,5 +554,6 @@ export function planResources(input: PlanInput): ResourcePlan {
         `budget ${formatBytes(budget)} = ${formatBytes(facts.availableMemBytes)} available minus the ${n(reserve.memMiB)} MiB reserve; ${fits ? "it fits" : "it does NOT fit"}.`,
     },
     warnings,
+    notices,
   };
 }

@@ -68,6 +68,19 @@ describe("config errors name the source, the key and what was expected", () => {
     expect(error.message).toContain('"many"');
   });
 
+  it("the GPU and NUMA settings: CPU by default, bad values named", () => {
+    const { config } = loadConfig({ flags: {}, env: {}, cwd: dirWith({}) });
+    expect({ gpu: config.gpu, gpuLayers: config.gpuLayers, numa: config.numa }).toEqual({ gpu: "off", gpuLayers: "auto", numa: "off" });
+    expect(loadConfig({ flags: { gpu: "auto", gpuLayers: "20" }, env: { IAGENT_NUMA: "distribute" }, cwd: dirWith({}) }).config).toMatchObject({ gpu: "auto", gpuLayers: 20, numa: "distribute" });
+    const layers = failure(() => loadConfig({ flags: { gpuLayers: "lots" }, env: {}, cwd: dirWith({}) }));
+    expect(layers.exitCode).toBe(2);
+    expect(layers.message).toContain("--gpu-layers");
+    expect(layers.message).toContain('"lots"');
+    const gpu = failure(() => loadConfig({ flags: {}, env: { IAGENT_GPU: "cuda" }, cwd: dirWith({}) }));
+    expect(gpu.message).toContain("IAGENT_GPU");
+    expect(gpu.message).toContain("auto, off");
+  });
+
   it("a bad environment value", () => {
     const error = failure(() => loadConfig({ flags: {}, env: { IAGENT_MLOCK: "maybe" }, cwd: dirWith({}) }));
     expect(error.code).toBe("IA_ERR_CONFIG");

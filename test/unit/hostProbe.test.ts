@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCapEff, parseCpuinfo, parseLimits, parseMeminfo, parseOsRelease, probeHost } from "../../agent/hostProbe.js";
+import { isInitialUserNamespace, parseCapEff, parseCpuinfo, parseLimits, parseMeminfo, parseOsRelease, probeHost } from "../../agent/hostProbe.js";
 import type { SystemInfo } from "../../agent/hostProbe.js";
 
 const I5_8365U_FLAGS =
@@ -181,6 +181,15 @@ describe("parseLimits", () => {
 
   it("returns null when the row is missing", () => {
     expect(parseLimits("Limit  Soft Limit  Hard Limit  Units\n")).toBeNull();
+  });
+});
+
+describe("isInitialUserNamespace", () => {
+  it("is the host's identity map only: a container's own user namespace does not lift the memlock limit", () => {
+    expect(isInitialUserNamespace("         0          0 4294967295\n")).toBe(true);
+    expect(isInitialUserNamespace("         0     100000      65536\n")).toBe(false);
+    expect(isInitialUserNamespace("0 1000 1\n1 100000 65536\n")).toBe(false);
+    expect(isInitialUserNamespace("")).toBe(false);
   });
 });
 

@@ -232,6 +232,11 @@ describe("CF-SV8 beside the instrument", () => {
     expect(p.mlock.reason).toContain("ulimit -l unlimited");
   });
 
+  it("says so once as a notice (logged at info), not a warning: auto running unlocked is no fault", () => {
+    expect(p.notices.filter((n) => n.startsWith("mlock auto: the model runs unlocked"))).toHaveLength(1);
+    expect(p.warnings.join(" ")).not.toContain("mlock");
+  });
+
   it("warns that glibc 2.31 cannot load the prebuilt binaries", () => {
     expect(p.warnings.join(" ")).toMatch(/glibc 2\.31 .*2\.34/);
   });
@@ -306,14 +311,14 @@ describe("Core 2 Duo instrument PC on Windows 10", () => {
 });
 
 describe("this machine (2 cores, 24 GB)", () => {
-  it("runs 2 threads, one sequence, and no auto mlock: CAP_IPC_LOCK did not lift the 8 MiB limit here", () => {
+  it("runs 2 threads, one sequence, and auto mlock: CAP_IPC_LOCK lifts the 8 MiB limit here (a 2.6 GB mlock succeeds as root)", () => {
     const p = plan(THIS_MACHINE, "beside-instrument");
     expect(p.threads.value).toBe(2);
     expect(p.reserve.cores).toBe(0);
     expect(p.parallelSequences.value).toBe(1);
     expect(p.parallelSequences.reason).toMatch(/2 physical cores/);
-    expect(p.mlock.value).toBe(false);
-    expect(p.mlock.reason).toMatch(/CAP_IPC_LOCK/);
+    expect(p.mlock.value).toBe(true);
+    expect(p.mlock.reason).toMatch(/has CAP_IPC_LOCK, which lifts the limit/);
     expect(p.mlock.reason).toMatch(/8 MiB/);
     expect(p.model.id).toBe("qwen3-4b-q4_k_m");
     expect(p.contextSize.value).toBe(4096);
@@ -515,5 +520,21 @@ describe("quantization between entries of one base model", () => {
       expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
       expect(p.model.reason).toMatch(/named explicitly/);
     }
+  });
+});
+
+describe("mlock auto", () => {
+  it("never locks the demo model, whatever the host allows", () => {
+    const demo: PlanInput["model"] = { ...footprintOf("qwen2.5-0.5b-instruct-q4_k_m"), demo: true };
+    const p = plan(CF_SV8_UNLIMITED, "beside-instrument", {}, demo);
+    expect(p.mlock.value).toBe(false);
+    expect(p.mlock.reason).toContain("demo model");
+    expect(p.notices).toEqual([]);
+  });
+
+  it("--mlock on still plans the lock the limit rules out, and warns", () => {
+    const p = plan(CF_SV8, "beside-instrument", { mlock: "on" });
+    expect(p.mlock.value).toBe(true);
+    expect(p.mlock.reason).toContain("probably not take effect");
   });
 });
