@@ -38,6 +38,8 @@ export interface LocalBroker {
   protocolVersion: 4 | 5;
   /** One line for the banner and the log, e.g. "mosquitto 2.0.11 (MQTT 5) at mqtt://127.0.0.1:1883, started by the agent". */
   description: string;
+  /** The agent has begun to stop: the broker's ending from now on is expected, not a crash to repair. */
+  stopping?(): void;
   close(): Promise<void>;
 }
 
@@ -136,7 +138,10 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
   let stopping = false;
   let lastLines: string[] = [];
   const launch = (): ChildProcess => {
-    const started = spawn(binary.file, ["-c", configFile], { stdio: ["ignore", "ignore", "pipe"], windowsHide: true });
+    // Its own process group: a terminal's Ctrl-C, `kill %1` or a signal to the agent's group
+    // must not end the broker before the agent has said goodbye through it (the finals of
+    // cancelled answers, the retained offline status). The agent stops it last, in close().
+    const started = spawn(binary.file, ["-c", configFile], { stdio: ["ignore", "ignore", "pipe"], windowsHide: true, detached: process.platform !== "win32" });
     started.stderr?.setEncoding("utf8");
     started.stderr?.on("data", (text: string) => {
       for (const line of text.split(/\r?\n/).filter(Boolean)) {
@@ -148,34 +153,46 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
     started.on("exit", (code, signal) => {
       if (stopping || child !== started) return;
       // A broker that dies under a running agent comes back; the agent's client reconnects.
-      log.error({ code, signal, last: lastLines.join(" | ") }, "mosquitto ended; starting it again in 2 s");
+      // Judged 2 s later: a service manager that signals the whole cgroup (systemd's default
+      // KillMode) ends mosquitto and the agent together, and the agent's stop is no crash.
+      log.debug({ code, signal }, "mosquitto ended");
       setTimeout(() => {
-        if (!stopping) child = launch();
+        if (stopping) return;
+        log.error({ code, signal, last: lastLines.join(" | ") }, "mosquitto ended; starting it again");
+        launchAndRecord();
       }, 2000).unref();
     });
     return started;
   };
-  child = launch();
   const pidFile = path.join(dataDir, "mosquitto.pid");
-  if (child.pid !== undefined) writeFileSync(pidFile, `${child.pid}\n`);
+  const launchAndRecord = (): ChildProcess => {
+    const started = launch();
+    child = started;
+    if (started.pid !== undefined) writeFileSync(pidFile, `${started.pid}\n`);
+    return started;
+  };
+  const first = launchAndRecord();
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await isListening(options.host, options.port, 200))) {
-    if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+    if (first.exitCode !== null || first.signalCode !== null || Date.now() > deadline) {
       stopping = true;
-      child.kill("SIGKILL");
+      first.kill("SIGKILL");
       throw new AgentError("IA_ERR_MQTT_BIND", `embedded MQTT broker: mosquitto (${binary.file}) did not start listening on ${options.host}:${options.port}: ${lastLines.join(" | ") || "no output"}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   const description = `mosquitto ${binary.version} (MQTT 5) at ${url}, started by the agent`;
-  log.info({ pid: child.pid, config: configFile, persistence: dataDir }, description);
+  log.info({ pid: first.pid, config: configFile, persistence: dataDir }, description);
   let closing: Promise<void> | undefined;
   return {
     kind: "mosquitto",
     url,
     protocolVersion: 5,
     description,
+    stopping() {
+      stopping = true;
+    },
     close() {
       stopping = true;
       closing ??= new Promise<void>((resolve) => {

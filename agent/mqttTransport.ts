@@ -549,6 +549,7 @@ export class MqttTransport implements Transport {
   async #stop(ms: number): Promise<void> {
     const failed = this.#state === "failed";
     this.#stopping = true;
+    this.#broker?.stopping?.();
     clearInterval(this.#health);
     clearTimeout(this.#retry);
     for (const job of this.#jobs) job.controller.abort();
