@@ -17,6 +17,7 @@ import { createProgressBar } from "./progressBar.js";
 import { RequestQueue } from "./requestQueue.js";
 import { planResources } from "./resourcePolicy.js";
 import type { ResourcePlan } from "./resourcePolicy.js";
+import { selfCommand } from "./selfCommand.js";
 
 export interface PreparedModel {
   facts: HostFacts;
@@ -83,7 +84,7 @@ async function chooseDefaultModel(facts: HostFacts, config: AgentConfig, logger:
   }
   logger.warn(
     `no model present in ${path.resolve(config.modelsDir)} and ${wanted ? "the download source is unreachable" : "none fits this host"}: ` +
-      `using the demo model, whose answers are random text${wanted ? ` (get a real one with: instrument-agent models pull ${wanted.id})` : ""}`,
+      `using the demo model, whose answers are random text${wanted ? ` (get a real one with: ${selfCommand()} models pull ${wanted.id})` : ""}`,
   );
   return ensureDemoModel(resolveOptions);
 }

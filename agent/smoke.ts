@@ -14,6 +14,7 @@ import type { LlamaRuntimeOptions } from "./llamaRuntime.js";
 import { planForCatalog, planForFile, runtimeOptions } from "./modelSetup.js";
 import { chooseEngine, findEngineInstall } from "./preflight.js";
 import type { ResourcePlan } from "./resourcePolicy.js";
+import { selfCommand } from "./selfCommand.js";
 
 /**
  * `smoke` (DESIGN.md section 10): one headless pass over everything this host needs, each
@@ -116,7 +117,7 @@ async function resolveSmokeModel(config: AgentConfig, facts: HostFacts | null, l
     const planned = listCatalog().find((e) => e.id === planForCatalog(facts, config, true).model.id);
     if (planned && existsSync(path.resolve(config.modelsDir, planned.fileName))) return resolveModel(planned.id, resolveOptions);
   }
-  throw new Error(`no model given and none present in ${path.resolve(config.modelsDir)}: pass --model <file> (or --model demo), or fetch one with \`instrument-agent models pull <id>\``);
+  throw new Error(`no model given and none present in ${path.resolve(config.modelsDir)}: pass --model <file> (or --model demo), or fetch one with \`${selfCommand()} models pull <id>\``);
 }
 
 export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
