@@ -97,13 +97,35 @@ export async function runTransports(options: RunOptions): Promise<number> {
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
+  const stopWatching = watchNpmParent(() => {
+    logger.info("the npm that started this agent has ended (npm passes SIGTERM to its sh, not to the agent): stopping as on SIGTERM");
+    handler("SIGTERM");
+  });
   const why = await Promise.race([signalled, ...endedByItself]);
+  stopWatching();
   stopping = true;
   logger.info({ why }, "stopping");
   await stopAll();
   // The reason the last transport gave up is the run's error: `error <CODE>: ...`, exit 1.
   if (gaveUp) throw gaveUp;
   return failed ? EXIT_RUNTIME : EXIT_OK;
+}
+
+/**
+ * Under `npm start`, `kill <npm>` reaches npm's `sh -c`, which ends, and never the agent,
+ * which would run on orphaned, holding its ports. So when npm started it, the agent watches
+ * its parent: a new parent (the orphan's reaper) means the one that started it is gone.
+ */
+function watchNpmParent(onGone: () => void): () => void {
+  if (process.env.npm_lifecycle_event === undefined || process.platform === "win32") return () => undefined;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    onGone();
+  }, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
