@@ -1,7 +1,6 @@
 import pino from "pino";
 import { AgentError } from "./errors.js";
 import { serializeError } from "./engineProtocol.js";
-import { peakRssBytes } from "./processStats.js";
 import type { AgentToEngine, EngineLoadOptions, EngineToAgent } from "./engineProtocol.js";
 import type { LlamaRuntime } from "./llamaRuntime.js";
 

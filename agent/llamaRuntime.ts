@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
+import type { AgentConfig } from "./config.js";
 import { AgentError } from "./errors.js";
 import { preflightEngine } from "./preflight.js";
 import type { Logger } from "./logger.js";
@@ -39,11 +40,11 @@ export interface LlamaRuntimeOptions {
   /** `--mlock on`: a lock that does not take is a warning (smoke fails it); with `auto` it is one info line. */
   mlockRequired?: boolean;
   /** `--gpu`: `off` (CPU only, the default) or `auto` (node-llama-cpp picks CUDA, Vulkan or Metal when present). */
-  gpu?: GpuSetting;
+  gpu?: AgentConfig["gpu"];
   /** `--gpu-layers`: layers to offload with `--gpu auto`; `auto` lets node-llama-cpp fit them to free VRAM. */
-  gpuLayers?: number | "auto";
+  gpuLayers?: AgentConfig["gpuLayers"];
   /** `--numa`: llama.cpp's NUMA policy. Defaults to `off` (the OS decides). */
-  numa?: NumaSetting;
+  numa?: AgentConfig["numa"];
   /** `--threads auto`: use fewer of the planned threads while other processes keep the cores busy (threadAdapter.ts). */
   adaptThreads?: boolean;
   logger: Logger;
@@ -51,9 +52,6 @@ export interface LlamaRuntimeOptions {
   onLoadProgress?: (fraction: number) => void;
 }
 
-
-export type GpuSetting = "auto" | "off";
-export type NumaSetting = "off" | "distribute" | "isolate";
 
 /** What node-llama-cpp 3.21.1 is given for the GPU and NUMA settings (`getLlama` and `loadModel` options). */
 export interface LlamaBackendOptions {
@@ -70,7 +68,7 @@ export interface LlamaBackendOptions {
  * no offloaded layers whatever `--gpu-layers` says; with `--gpu auto` node-llama-cpp picks
  * the GPU type and sets the layers to 0 itself when it finds none. `--numa off` is no policy.
  */
-export function llamaBackendOptions(settings: { gpu?: GpuSetting | undefined; gpuLayers?: number | "auto" | undefined; numa?: NumaSetting | undefined }): LlamaBackendOptions {
+export function llamaBackendOptions(settings: Pick<LlamaRuntimeOptions, "gpu" | "gpuLayers" | "numa">): LlamaBackendOptions {
   const gpu = settings.gpu === "auto" ? "auto" : false;
   const numa = settings.numa === undefined || settings.numa === "off" ? false : settings.numa;
   return { gpu, numa, gpuLayers: gpu === false ? 0 : (settings.gpuLayers ?? "auto") };

@@ -134,6 +134,7 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
   const runAsRoot = typeof process.getuid === "function" && process.getuid() === 0;
   writeFileSync(configFile, mosquittoConfig({ host: options.host, port: options.port, dataDir, passwordFile, runAsRoot }));
 
+  const pidFile = path.join(dataDir, "mosquitto.pid");
   let child: ChildProcess | undefined;
   let stopping = false;
   let lastLines: string[] = [];
@@ -159,19 +160,15 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
       setTimeout(() => {
         if (stopping) return;
         log.error({ code, signal, last: lastLines.join(" | ") }, "mosquitto ended; starting it again");
-        launchAndRecord();
+        launch();
       }, 2000).unref();
     });
-    return started;
-  };
-  const pidFile = path.join(dataDir, "mosquitto.pid");
-  const launchAndRecord = (): ChildProcess => {
-    const started = launch();
     child = started;
+    // The next start finds a broker left by a killed agent through this file (leftoverMosquitto).
     if (started.pid !== undefined) writeFileSync(pidFile, `${started.pid}\n`);
     return started;
   };
-  const first = launchAndRecord();
+  const first = launch();
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!(await isListening(options.host, options.port, 200))) {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { cpSync, existsSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +18,16 @@ export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+}
+
+/**
+ * A checkout that was never built, as `git clone && npm ci` leaves it: the sources copied to
+ * `copy` (no dist/, models-data or state-data) and node_modules linked from this one.
+ */
+export function unbuiltCheckout(copy: string, extra: string[] = []): string {
+  for (const part of ["agent", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", ...extra]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
+  return copy;
 }
 
 /** `npm test` builds the bundle first; a missing one is a setup error, not a skip. */

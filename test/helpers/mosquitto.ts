@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
@@ -115,4 +115,10 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     stop: halt,
     log: () => log,
   };
+}
+
+/** Who listens on a local TCP port, as `ss` names it, for messages when a port is taken. */
+export function portHolder(port: number): string {
+  const ss = spawnSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" });
+  return ss.status === 0 && ss.stdout.trim() !== "" ? ss.stdout.trim().replace(/\s+/g, " ") : "ss could not name the process";
 }

@@ -7,3 +7,13 @@ export async function waitUntil(check: () => boolean, options: { what?: string; 
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
-import { cpSync, existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/bundle.js";
+import { unbuiltCheckout } from "../helpers/bundle.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 
 // A checkout that was never built (no dist/), as `npm ci && npm start` meets it: the engine
@@ -29,8 +29,7 @@ function runFromSource(args: string[]): Promise<{ code: number | null; signal: N
 }
 
 beforeAll(async () => {
-  for (const part of ["agent", "models", "firmware-bridge", "package.json", "tsconfig.json"]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
-  symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
+  unbuiltCheckout(copy);
   model = await synthModel(dir);
 });
 

@@ -6,7 +6,7 @@ import { LlamaRuntime } from "../../agent/llamaRuntime.js";
 import { createLogger } from "../../agent/logger.js";
 import type { GenerateRequest } from "../../agent/modelRuntime.js";
 import { synthModel, tempDir } from "../helpers/models.js";
-import { waitUntil } from "../helpers/wait.js";
+import { isAlive, waitUntil } from "../helpers/wait.js";
 
 // The engine process for real: the built bundle forked with one libuv thread, the real
 // node-llama-cpp and the project's tiny random-weight model, against llama.cpp loaded
@@ -19,14 +19,6 @@ const logger = createLogger({ level: "silent" });
 const options = () => ({ modelPath, modelLabel: "tiny", isDemo: true, threads: 1, contextSize: 1024, parallelSequences: 4, mlock: false, logger });
 const greedy = (content: string, maxTokens = 24): GenerateRequest => ({ mode: "chat", messages: [{ role: "user", content }], params: { temperature: 0, seed: 1, maxTokens } });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 beforeAll(async () => {
   if (!existsSync(path.resolve("dist/instrument-agent.mjs"))) throw new Error("dist/instrument-agent.mjs is missing: run `node deploy/build.mjs` (npm test does) first");
@@ -98,7 +90,7 @@ describe("the engine process", () => {
     const again = await engine.generate(0, greedy("What is RBW?"));
     expect(again.text).toBe((await inline.generate(0, greedy("What is RBW?"))).text);
     expect(engine.pid).not.toBe(first);
-    expect(alive(first)).toBe(false);
+    expect(isAlive(first)).toBe(false);
   });
 
   it("a file llama.cpp cannot load fails with IA_ERR_MODEL_LOAD and leaves no engine behind", async () => {
@@ -110,9 +102,9 @@ describe("the engine process", () => {
   it("dispose ends the engine process", async () => {
     const other = await EngineProcess.load({ ...options(), parallelSequences: 1 });
     const pid = other.pid!;
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     await other.dispose();
-    await waitUntil(() => !alive(pid), { what: "the engine process ending" });
+    await waitUntil(() => !isAlive(pid), { what: "the engine process ending" });
     await expect(other.generate(0, greedy("x"))).rejects.toMatchObject({ code: "IA_ERR_DISPOSED" });
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/bundle.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { freePort, waitForPort } from "../helpers/mosquitto.js";
-import { waitUntil } from "../helpers/wait.js";
+import { isAlive, waitUntil } from "../helpers/wait.js";
 
 // `kill <npm>` under `npm start` reaches npm's `sh -c`, never the agent: the agent must
 // notice its parent is gone and stop, or it runs on orphaned with its broker and port.
@@ -26,15 +26,7 @@ describe("npm start", () => {
     const agentPid = Number(/"pid":(\d+)/.exec(output)?.[1]);
     expect(agentPid).toBeGreaterThan(0);
     npm.kill("SIGTERM");
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    await waitUntil(() => !alive(agentPid), { what: `the agent (pid ${agentPid}) to stop after npm was killed; output:\n${output}`, timeoutMs: 15_000 });
+    await waitUntil(() => !isAlive(agentPid), { what: `the agent (pid ${agentPid}) to stop after npm was killed; output:\n${output}`, timeoutMs: 15_000 });
     expect(output).toContain("the npm that started this agent has ended");
     expect(output).toContain("MQTT API stopped");
     // Its mosquitto went with it: nothing listens on the port any more.

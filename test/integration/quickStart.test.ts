@@ -1,12 +1,11 @@
-import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_NOTICE } from "../../agent/consoleText.js";
 import { findMosquitto, isListening } from "../../agent/localBroker.js";
-import { ROOT } from "../helpers/bundle.js";
-import { freePort } from "../helpers/mosquitto.js";
+import { unbuiltCheckout } from "../helpers/bundle.js";
+import { freePort, portHolder } from "../helpers/mosquitto.js";
 import { tempDir } from "../helpers/models.js";
 import { requireTool, runCommand } from "../helpers/packRelease.js";
 import { startTmux } from "../helpers/tmux.js";
@@ -61,12 +60,6 @@ function newcomerEnv(mirror: string): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Who listens on the port, as `ss` names it (best effort: the message must name it). */
-function listenerOf(port: number): string {
-  const ss = spawnSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" });
-  return ss.status === 0 && ss.stdout.trim() !== "" ? ss.stdout.trim().replace(/\s+/g, " ") : "ss could not name the process";
-}
-
 /** Log lines after the banner that are not directly above the prompt (or another log line above it). */
 function misplacedLogLines(screen: string): string[] {
   const all = lines(screen);
@@ -97,10 +90,9 @@ beforeAll(async () => {
   // Without mosquitto the agent falls back to aedes, which speaks no MQTT 5.
   if (!findMosquitto()) throw new Error(`mosquitto is missing: install it with \`${INSTALL}\` (.ci/run does)`);
   if (await isListening("127.0.0.1", BROKER_PORT)) {
-    throw new Error(`something already listens on 127.0.0.1:${BROKER_PORT} (${listenerOf(BROKER_PORT)}); npm start's embedded broker needs that port: stop it and run again`);
+    throw new Error(`something already listens on 127.0.0.1:${BROKER_PORT} (${portHolder(BROKER_PORT)}); npm start's embedded broker needs that port: stop it and run again`);
   }
-  for (const part of ["agent", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json"]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
-  symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
+  unbuiltCheckout(copy);
   tmux = startTmux({ cwd: copy, command: "npm start", env: newcomerEnv(`http://127.0.0.1:${await freePort()}`) });
 });
 
@@ -116,7 +108,7 @@ describe("the README quick start: npm start in a terminal, on a checkout never b
     const shown = lines(screen).slice(bannerIndex(screen));
     expect(shown[1], screen).toBe(DEMO_NOTICE);
     // "the broker already listening" here: something took the port after the check in beforeAll.
-    expect(shown.find((line) => line.startsWith("mqtt ")), `${screen}\n(on ${BROKER_PORT}: ${listenerOf(BROKER_PORT)})`).toMatch(
+    expect(shown.find((line) => line.startsWith("mqtt ")), `${screen}\n(on ${BROKER_PORT}: ${portHolder(BROKER_PORT)})`).toMatch(
       new RegExp(`^mqtt {5}online: mosquitto \\S+ \\(MQTT 5\\) at mqtt://127\\.0\\.0\\.1:${BROKER_PORT}, started by the agent; questions to ${askTopic.replace(/[.]/g, "\\.")}$`),
     );
     expect(screen, screen).not.toMatch(CHATTY_LOG_LINE);
@@ -177,7 +169,7 @@ describe("the README quick start: npm start in a terminal, on a checkout never b
     const status = await session.waitForExit(30_000);
     const screen = session.screen();
     expect(status, `exit status of npm start; the screen:\n${screen}`).toBe(0);
-    expect(await isListening("127.0.0.1", BROKER_PORT), `nothing listens on ${BROKER_PORT} after /bye (${listenerOf(BROKER_PORT)}); the screen:\n${screen}`).toBe(false);
+    expect(await isListening("127.0.0.1", BROKER_PORT), `nothing listens on ${BROKER_PORT} after /bye (${portHolder(BROKER_PORT)}); the screen:\n${screen}`).toBe(false);
     // After /bye the console is gone; a shutdown warning below it is inside no prompt.
     const byeAt = lines(screen).lastIndexOf(`${PROMPT} /bye`);
     expect(byeAt, screen).toBeGreaterThan(0);

@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { cpSync, existsSync, readFileSync, symlinkSync } from "node:fs";
-import { createConnection } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/bundle.js";
+import { isListening } from "../../agent/localBroker.js";
+import { ROOT, unbuiltCheckout } from "../helpers/bundle.js";
+import { portHolder } from "../helpers/mosquitto.js";
 import { tempDir } from "../helpers/models.js";
 import { expectedFragments, parseReadmeBlocks } from "../helpers/readmeBlocks.js";
 import type { ReadmeBlock } from "../helpers/readmeBlocks.js";
@@ -38,21 +39,6 @@ function has(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`], { env }).status === 0;
 }
 
-function portInUse(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host: "127.0.0.1" });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
-
-function listener(port: number): string {
-  const ss = spawnSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" });
-  return ss.status === 0 && ss.stdout.trim() ? ` (ss -ltnp: ${ss.stdout.trim().replace(/\s+/g, " ")})` : "";
-}
 
 const tools: Requirement[] = [
   { neededBy: /mosquitto_|ask --via|paho/, missing: () => (has("mosquitto") ? undefined : "mosquitto is not installed: apt-get install -y mosquitto (the README's MQTT examples need the agent to start it as an MQTT 5 broker; .ci/run installs it)") },
@@ -73,7 +59,7 @@ const ports: Array<{ port: number; neededBy: RegExp; what: string }> = [
 async function machineProblems(): Promise<string[]> {
   const runnable = blocks.filter((b) => b.kind === "run" || b.kind === "background").map((b) => b.code).join("\n");
   const found = tools.filter((t) => t.neededBy.test(runnable)).map((t) => t.missing()).filter((m): m is string => m !== undefined);
-  for (const p of ports) if (p.neededBy.test(runnable) && (await portInUse(p.port))) found.push(`something already listens on 127.0.0.1:${p.port}${listener(p.port)}: ${p.what}`);
+  for (const p of ports) if (p.neededBy.test(runnable) && (await isListening("127.0.0.1", p.port))) found.push(`something already listens on 127.0.0.1:${p.port} (${portHolder(p.port)}): ${p.what}`);
   return found;
 }
 
@@ -226,8 +212,7 @@ async function stopBackground(started: Started): Promise<void> {
 }
 
 beforeAll(async () => {
-  for (const part of ["agent", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", "README.md"]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
-  symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
+  unbuiltCheckout(copy, ["README.md"]);
   const missing = await machineProblems();
   if (missing.length > 0) throw new Error(`this machine cannot run the README's examples:\n- ${missing.join("\n- ")}`);
 });
