@@ -1,8 +1,8 @@
 import { CommanderError } from "commander";
-import { buildProgram } from "./cli.js";
-import { createCommandHandlers } from "./commands.js";
-import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "./errors.js";
-import { VERSION } from "./version.js";
+import { buildProgram } from "./cli/program.js";
+import { createCommandHandlers } from "./cli/commands.js";
+import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "../common/errors.js";
+import { VERSION } from "../common/version.js";
 
 /**
  * Process entry. Turns every outcome into an exit code (DESIGN.md section 3): nothing a
@@ -49,7 +49,7 @@ function installLastResortHandlers(): void {
 installLastResortHandlers();
 if (process.env.INSTRUMENT_AGENT_ENGINE_CHILD === "1" && process.send) {
   // Forked by engineProcess.ts: serve llama.cpp over IPC until the agent disconnects.
-  const { serveEngine } = await import("./engineWorker.js");
+  const { serveEngine } = await import("./engine/process/engineWorker.js");
   await serveEngine();
 } else {
   const code = await main(process.argv);

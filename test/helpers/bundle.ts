@@ -25,7 +25,7 @@ export interface RunOptions {
  * `copy` (no dist/, models-data or state-data) and node_modules linked from this one.
  */
 export function unbuiltCheckout(copy: string, extra: string[] = []): string {
-  for (const part of ["agent", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", ...extra]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
+  for (const part of ["agent", "common", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", ...extra]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
   symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
   return copy;
 }

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { SerialPortLink } from "../../agent/serialPortLink.js";
+import { SerialPortLink } from "../../common/serial/serialPortLink.js";
 
 /** socat is a test dependency: missing, it fails the suite with how to install it (never a skip). */
 export function requireSocat(): void {

@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SerialPortLink } from "../../agent/serialPortLink.js";
+import { SerialPortLink } from "../../common/serial/serialPortLink.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { packRelease, requireTool, runCommand, windowsNode } from "../helpers/packRelease.js";
 

@@ -46,7 +46,7 @@ describe("the engine process from a checkout without a build", () => {
 
   it("runs the edited source in the engine: a change in the engine's code is live without a build", async () => {
     // The engine worker announces itself in its log; an edit to that line must show up at once.
-    const worker = path.join(copy, "agent", "engineWorker.ts");
+    const worker = path.join(copy, "agent", "engine", "process", "engineWorker.ts");
     const original = readFileSync(worker, "utf8");
     const marker = `engine-from-source-${process.pid}`;
     writeFileSync(worker, `${original}\nprocess.stderr.write("${marker}\\n");\n`);

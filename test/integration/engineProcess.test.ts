@@ -1,10 +1,10 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineProcess } from "../../agent/engineProcess.js";
-import { LlamaRuntime } from "../../agent/llamaRuntime.js";
-import { createLogger } from "../../agent/logger.js";
-import type { GenerateRequest } from "../../agent/modelRuntime.js";
+import { EngineProcess } from "../../agent/engine/process/engineProcess.js";
+import { LlamaRuntime } from "../../agent/engine/llamaRuntime.js";
+import { createLogger } from "../../common/logger.js";
+import type { GenerateRequest } from "../../agent/engine/modelRuntime.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { isAlive, waitUntil } from "../helpers/wait.js";
 

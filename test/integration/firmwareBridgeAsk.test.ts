@@ -1,11 +1,11 @@
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AnswerService } from "../../agent/answerService.js";
-import { LlamaRuntime } from "../../agent/llamaRuntime.js";
-import { createLogger } from "../../agent/logger.js";
-import type { GenerateRequest, ModelRuntime } from "../../agent/modelRuntime.js";
-import { RequestQueue } from "../../agent/requestQueue.js";
+import { AnswerService } from "../../agent/service/answerService.js";
+import { LlamaRuntime } from "../../agent/engine/llamaRuntime.js";
+import { createLogger } from "../../common/logger.js";
+import type { GenerateRequest, ModelRuntime } from "../../agent/engine/modelRuntime.js";
+import { RequestQueue } from "../../agent/service/requestQueue.js";
 import { InstrumentBridge } from "../../firmware-bridge/instrumentBridge.js";
 import { SNAPSHOT_QUERIES } from "../../firmware-bridge/instrumentContext.js";
 import { startSimulatorServer } from "../../firmware-bridge/simulatorServer.js";

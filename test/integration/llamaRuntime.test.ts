@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AnswerService } from "../../agent/answerService.js";
-import { Conversation } from "../../agent/conversation.js";
-import { LlamaRuntime } from "../../agent/llamaRuntime.js";
-import { createLogger } from "../../agent/logger.js";
-import { RequestQueue } from "../../agent/requestQueue.js";
+import { AnswerService } from "../../agent/service/answerService.js";
+import { Conversation } from "../../agent/service/conversation.js";
+import { LlamaRuntime } from "../../agent/engine/llamaRuntime.js";
+import { createLogger } from "../../common/logger.js";
+import { RequestQueue } from "../../agent/service/requestQueue.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 
 // The real node-llama-cpp with the project's own tiny random-weight model. One model,

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import { downloadModelFile, hasPartialDownload } from "../../models/modelDownload.js";
 import type { DownloadProgress } from "../../models/modelDownload.js";
 import { ModelStore } from "../../models/modelStore.js";

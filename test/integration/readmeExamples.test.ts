@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isListening } from "../../agent/localBroker.js";
+import { isListening } from "../../agent/transports/mqtt/localBroker.js";
 import { ROOT, unbuiltCheckout } from "../helpers/bundle.js";
 import { portHolder } from "../helpers/mosquitto.js";
 import { tempDir } from "../helpers/models.js";

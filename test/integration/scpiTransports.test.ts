@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SerialPortLink } from "../../agent/serialPortLink.js";
+import { SerialPortLink } from "../../common/serial/serialPortLink.js";
 import { SIM_IDN } from "../../firmware-bridge/simulator.js";
 import type { SpectrumAnalyzerSimulator } from "../../firmware-bridge/simulator.js";
 import { serveSimulatorOnSerial, startSimulatorServer } from "../../firmware-bridge/simulatorServer.js";

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AnswerService } from "../../agent/answerService.js";
-import { LlamaRuntime } from "../../agent/llamaRuntime.js";
-import { createLogger } from "../../agent/logger.js";
-import { RequestQueue } from "../../agent/requestQueue.js";
-import { SerialConsole } from "../../agent/serialConsole.js";
-import { SerialPortLink } from "../../agent/serialPortLink.js";
+import { AnswerService } from "../../agent/service/answerService.js";
+import { LlamaRuntime } from "../../agent/engine/llamaRuntime.js";
+import { createLogger } from "../../common/logger.js";
+import { RequestQueue } from "../../agent/service/requestQueue.js";
+import { SerialConsole } from "../../agent/transports/serial/serialConsole.js";
+import { SerialPortLink } from "../../common/serial/serialPortLink.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { PtyPair, PtyTerminal } from "../helpers/socat.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { concurrentThroughput, median, medians, ratio, sampleFrom } from "../../agent/benchStats.js";
+import { concurrentThroughput, median, medians, ratio, sampleFrom } from "../../agent/diagnostics/bench/benchStats.js";
 
 describe("bench statistics", () => {
   it("median of odd and even counts ignores non-finite values", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import { catalogEntryForFileName, findCatalogEntry, listCatalog, resolveHfUri } from "../../models/catalog.js";
 
 const EXPECTED_IDS = [

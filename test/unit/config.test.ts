@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { envNameFor, flagNameFor, loadConfig } from "../../agent/config.js";
-import { AgentError } from "../../agent/errors.js";
+import { envNameFor, flagNameFor, loadConfig } from "../../agent/config/config.js";
+import { AgentError } from "../../common/errors.js";
 
 function dirWith(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), "iagent-config-"));

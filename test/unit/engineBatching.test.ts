@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DeltaBatcher } from "../../agent/engineWorker.js";
-import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/llamaRuntime.js";
+import { DeltaBatcher } from "../../agent/engine/process/engineWorker.js";
+import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/engine/llamaRuntime.js";
 
 const item = (tokens: number, evaluationPriority = 5) => ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
 

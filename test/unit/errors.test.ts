@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { AgentError, ERROR_CODES, toAgentError } from "../../agent/errors.js";
+import { AgentError, ERROR_CODES, toAgentError } from "../../common/errors.js";
 
 describe("error registry", () => {
   it("every code has a row in the README's table with its exit code", () => {

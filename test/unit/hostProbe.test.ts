@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isInitialUserNamespace, parseCapEff, parseCpuinfo, parseLimits, parseMeminfo, parseOsRelease, probeHost } from "../../agent/hostProbe.js";
-import type { SystemInfo } from "../../agent/hostProbe.js";
+import { isInitialUserNamespace, parseCapEff, parseCpuinfo, parseLimits, parseMeminfo, parseOsRelease, probeHost } from "../../agent/host/hostProbe.js";
+import type { SystemInfo } from "../../agent/host/hostProbe.js";
 
 const I5_8365U_FLAGS =
   "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx " +

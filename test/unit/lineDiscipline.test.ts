@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { LineDiscipline } from "../../agent/lineDiscipline.js";
-import type { LineEvent } from "../../agent/lineDiscipline.js";
-import { SerialOutput } from "../../agent/serialOutput.js";
+import { LineDiscipline } from "../../agent/transports/serial/lineDiscipline.js";
+import type { LineEvent } from "../../agent/transports/serial/lineDiscipline.js";
+import { SerialOutput } from "../../agent/transports/serial/serialOutput.js";
 
 const bytes = (text: string) => Buffer.from(text, "utf8");
 const echoOf = (events: LineEvent[]) => events.filter((e) => e.kind === "echo").map((e) => e.text).join("");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/mqttRequest.js";
-import { LruMap, Outbox } from "../../agent/mqttOutbox.js";
-import { RateLimiter } from "../../agent/mqttRateLimiter.js";
+import { invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
+import { LruMap, Outbox } from "../../agent/transports/mqtt/outbox.js";
+import { RateLimiter } from "../../agent/transports/mqtt/rateLimiter.js";
 
 const limits = { payloadLimit: 256, answerTopic: "ia/a1/answer", prefix: "ia", newId: () => "new-id" };
 const ask = (payload: string | Buffer, props: { responseTopic?: string; correlationData?: Buffer } = {}) =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createProgressBar } from "../../agent/progressBar.js";
+import { createProgressBar } from "../../common/progressBar.js";
 
 function fakeStream(isTTY: boolean) {
   const writes: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AgentError } from "../../agent/errors.js";
-import { RequestQueue } from "../../agent/requestQueue.js";
+import { AgentError } from "../../common/errors.js";
+import { RequestQueue } from "../../agent/service/requestQueue.js";
 
 function deferred() {
   let resolve!: () => void;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { CpuFlags, HostFacts } from "../../agent/hostFacts.js";
-import { probeHost } from "../../agent/hostProbe.js";
-import { CANDIDATE_MIN_CONTEXT, estimateMemory, MIN_CONTEXT, planResources } from "../../agent/resourcePolicy.js";
-import type { DeploymentShape, ModelCandidate, PlanInput, ResourcePlan, ResourceRequest } from "../../agent/resourcePolicy.js";
+import type { CpuFlags, HostFacts } from "../../agent/host/hostFacts.js";
+import { probeHost } from "../../agent/host/hostProbe.js";
+import { CANDIDATE_MIN_CONTEXT, estimateMemory, MIN_CONTEXT, planResources } from "../../agent/host/resourcePolicy.js";
+import type { DeploymentShape, ModelCandidate, PlanInput, ResourcePlan, ResourceRequest } from "../../agent/host/resourcePolicy.js";
 import { findCatalogEntry, listCatalog } from "../../models/catalog.js";
 import type { CatalogEntry } from "../../models/catalog.js";
 

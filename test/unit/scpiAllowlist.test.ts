@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../agent/config.js";
+import { loadConfig } from "../../agent/config/config.js";
 import { tempDir } from "../helpers/models.js";
 import { createAllowlist } from "../../firmware-bridge/instrumentBridge.js";
 import { ScpiAllowlist } from "../../firmware-bridge/scpiAllowlist.js";

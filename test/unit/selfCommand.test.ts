@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { selfCommand } from "../../agent/selfCommand.js";
+import { selfCommand } from "../../agent/cli/selfCommand.js";
 
 describe("selfCommand", () => {
   it("names the command that exists where the agent runs", () => {

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AnswerService } from "../../agent/answerService.js";
-import { createLogger } from "../../agent/logger.js";
-import type { GenerateRequest, GenerateResult, ModelRuntime, RuntimeInfo } from "../../agent/modelRuntime.js";
-import { RequestQueue } from "../../agent/requestQueue.js";
-import { SerialConsole } from "../../agent/serialConsole.js";
-import type { SerialLink, SerialLinkEvents } from "../../agent/serialLink.js";
+import { AnswerService } from "../../agent/service/answerService.js";
+import { createLogger } from "../../common/logger.js";
+import type { GenerateRequest, GenerateResult, ModelRuntime, RuntimeInfo } from "../../agent/engine/modelRuntime.js";
+import { RequestQueue } from "../../agent/service/requestQueue.js";
+import { SerialConsole } from "../../agent/transports/serial/serialConsole.js";
+import type { SerialLink, SerialLinkEvents } from "../../common/serial/serialLink.js";
 import { waitUntil } from "../helpers/wait.js";
 
 /**

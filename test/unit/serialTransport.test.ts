@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../agent/config.js";
-import { framingLabel, serialLinkOptions } from "../../agent/serialTransport.js";
+import { loadConfig } from "../../agent/config/config.js";
+import { framingLabel, serialLinkOptions } from "../../agent/transports/serial/serialConsoleFactory.js";
 
 const load = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) => loadConfig({ flags, env, cwd: "/nonexistent-dir" }).config;
 

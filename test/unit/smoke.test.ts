@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { CONFIG_DEFAULTS } from "../../agent/config.js";
-import type { AgentConfig } from "../../agent/config.js";
-import { AgentError } from "../../agent/errors.js";
-import { createLogger } from "../../agent/logger.js";
-import { chooseEngine, localBuildCommand } from "../../agent/preflight.js";
-import { formatSpeed, renderSmoke, runSmoke } from "../../agent/smoke.js";
-import type { SmokeProbes } from "../../agent/smoke.js";
-import { probeHost } from "../../agent/hostProbe.js";
+import { CONFIG_DEFAULTS } from "../../agent/config/config.js";
+import type { AgentConfig } from "../../agent/config/config.js";
+import { AgentError } from "../../common/errors.js";
+import { createLogger } from "../../common/logger.js";
+import { chooseEngine, localBuildCommand } from "../../agent/engine/preflight.js";
+import { formatSpeed, renderSmoke, runSmoke } from "../../agent/diagnostics/smoke.js";
+import type { SmokeProbes } from "../../agent/diagnostics/smoke.js";
+import { probeHost } from "../../agent/host/hostProbe.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 
 const install = { packageDir: "/opt/instrument-agent/node_modules/node-llama-cpp", localBuild: null };

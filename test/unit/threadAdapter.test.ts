@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { othersBusyCores, parseCpuSample, ThreadAdapter, threadsForContention } from "../../agent/threadAdapter.js";
-import type { CpuSample } from "../../agent/threadAdapter.js";
+import { othersBusyCores, parseCpuSample, ThreadAdapter, threadsForContention } from "../../agent/engine/threadAdapter.js";
+import type { CpuSample } from "../../agent/engine/threadAdapter.js";
 
 const procStat = (user: number, idle: number) => `cpu  ${user} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1 2\n`;
 const selfStat = (utime: number, stime: number) => `4242 (node (engine) x) S 1 2 3 0 -1 4194560 100 0 0 0 ${utime} ${stime} 0 0 20 0 7 0 5 6 7`;

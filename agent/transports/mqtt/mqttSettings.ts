@@ -1,0 +1,106 @@
+import { hostname } from "node:os";
+import type { AgentConfig } from "../../config/config.js";
+import { isLoopback } from "./embeddedBroker.js";
+import { AgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/logger.js";
+import type { LoadedAgent } from "../../service/loadAgent.js";
+import { MqttTransport } from "./mqttTransport.js";
+import type { BrokerLogin, BrokerOptions } from "./mqttTransport.js";
+import { VERSION } from "../../../common/version.js";
+
+/** Config checks and defaults for the MQTT API; fails fast at start with the flag named. */
+
+const DEFAULT_BIND = "127.0.0.1:1883";
+const URL_SCHEMES = ["mqtt:", "mqtts:", "ws:", "wss:", "tcp:", "ssl:"];
+
+/** The MQTT identity: `--agent-id`, else the host name made topic-safe. */
+export function agentIdFrom(config: AgentConfig): string {
+  return config.agentId ?? (hostname().replace(/[/#+\s]/g, "-") || "agent");
+}
+
+/** `--mqtt` as a broker URL (or `embedded`); throws IA_ERR_CONFIG naming the flag otherwise. */
+export function checkBrokerUrl(value: string, flag = "--mqtt"): string {
+  const trimmed = value.trim();
+  if (trimmed === "embedded") return trimmed;
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a broker URL such as mqtt://host:1883 or mqtts://host:8883, 'embedded' or 'off', got ${JSON.stringify(trimmed.replace(/\/\/[^@/]*@/, "//"))}`);
+  }
+  if (!URL_SCHEMES.includes(url.protocol)) {
+    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a URL starting with mqtt://, mqtts://, ws:// or wss://, got ${url.protocol}//...`);
+  }
+  return trimmed;
+}
+
+export function parseBind(bind: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):(\d{1,5})$/.exec(bind);
+  const port = Number(match?.[2]);
+  if (!match || port > 65_535) throw new AgentError("IA_ERR_CONFIG", `--mqtt-bind: expected host:port such as 127.0.0.1:1883, got ${JSON.stringify(bind)}`);
+  return { host: match[1]!, port };
+}
+
+/** The connection settings of a client of the configured broker (smoke's round trip). */
+export function brokerClientOptionsFrom(config: AgentConfig, clientId: string): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
+  return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config) };
+}
+
+/** Protocol, credentials and TLS files from the config (the aedes fallback broker says 3.1.1 itself). */
+function brokerLoginFrom(config: AgentConfig): BrokerLogin {
+  return {
+    protocolVersion: config.mqttVersion === "3.1.1" ? 4 : 5,
+    username: config.mqttUsername,
+    password: config.mqttPassword,
+    ca: config.mqttCa,
+    cert: config.mqttCert,
+    key: config.mqttKey,
+  };
+}
+
+export interface MqttTransportSetup {
+  /** Keep retrying a broker that cannot be reached yet instead of failing (`run`). Defaults to false. */
+  waitForBroker?: boolean;
+}
+
+export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger, setup: MqttTransportSetup = {}): MqttTransport {
+  const url = checkBrokerUrl(config.mqtt);
+  const embedded = url === "embedded";
+  let bind: { host: string; port: number } | undefined;
+  if (embedded) {
+    bind = parseBind(config.mqttBind);
+    if (!isLoopback(bind.host) && (config.mqttUsername === undefined || config.mqttPassword === undefined)) {
+      throw new AgentError(
+        "IA_ERR_CONFIG",
+        `--mqtt-bind ${config.mqttBind}: the embedded broker listens beyond this host only with a login; set mqttUsername and mqttPassword (IAGENT_MQTT_USERNAME, IAGENT_MQTT_PASSWORD), or bind 127.0.0.1`,
+      );
+    }
+  }
+  return new MqttTransport({
+    url: embedded ? "" : url,
+    local: bind
+      ? {
+          ...bind,
+          // A broker already on the default port (a mosquitto service) is used as it is; an
+          // explicit --mqtt-bind means "run one here", and a busy port is an error.
+          reuseExisting: config.mqttBind === DEFAULT_BIND,
+          username: config.mqttUsername,
+          password: config.mqttPassword,
+          stateDir: config.stateDir,
+        }
+      : undefined,
+    waitForBroker: setup.waitForBroker ?? false,
+    agentId: agentIdFrom(config),
+    prefix: config.mqttPrefix,
+    fleet: config.fleet,
+    ...brokerLoginFrom(config),
+    payloadLimit: config.mqttPayloadLimit,
+    rateLimitPerMinute: config.mqttRateLimit,
+    healthIntervalMs: config.mqttHealthInterval * 1000,
+    service: agent.service,
+    info: agent.runtime.info,
+    version: VERSION,
+    scpi: agent.scpi,
+    logger,
+  });
+}
