@@ -1,7 +1,7 @@
-import { AgentError } from "../agent/errors.js";
-import type { Logger } from "../agent/logger.js";
-import type { SerialLink, SerialLinkOptions } from "../agent/serialLink.js";
-import { SerialPortLink } from "../agent/serialPortLink.js";
+import { AgentError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import type { SerialLink, SerialLinkOptions } from "../common/serial/serialLink.js";
+import { SerialPortLink } from "../common/serial/serialPortLink.js";
 import { InstrumentContext } from "./instrumentContext.js";
 import type { InstrumentLink } from "./instrumentLink.js";
 import { describeAddress, parseInstrumentUri } from "./instrumentUri.js";

@@ -1,4 +1,4 @@
-import type { Logger } from "../agent/logger.js";
+import type { Logger } from "../common/logger.js";
 
 /** What the snapshot reads, in order; all on the default allowlist. */
 export const SNAPSHOT_QUERIES = {

@@ -1,4 +1,4 @@
-import { AgentError } from "../agent/errors.js";
+import { AgentError } from "../common/errors.js";
 
 /**
  * `--instrument` values: `tcp://host[:port]` (port defaults to 5025),

@@ -1,5 +1,5 @@
-import { AgentError } from "../agent/errors.js";
-import type { Logger } from "../agent/logger.js";
+import { AgentError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
 import type { InstrumentLink } from "./instrumentLink.js";
 
 export interface ScpiClientOptions {

@@ -1,4 +1,4 @@
-import type { SerialLink } from "../agent/serialLink.js";
+import type { SerialLink } from "../common/serial/serialLink.js";
 import { LineReader, LinkClosedError } from "./instrumentLink.js";
 import type { InstrumentLink } from "./instrumentLink.js";
 

@@ -1,5 +1,5 @@
 import net from "node:net";
-import type { SerialLink } from "../agent/serialLink.js";
+import type { SerialLink } from "../common/serial/serialLink.js";
 import { LineReader } from "./instrumentLink.js";
 import { SpectrumAnalyzerSimulator } from "./simulator.js";
 

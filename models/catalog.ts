@@ -1,5 +1,5 @@
-import { AgentError } from "../agent/errors.js";
-import type { ModelFootprint } from "../agent/resourcePolicy.js";
+import { AgentError } from "../common/errors.js";
+import type { ModelFootprint } from "../agent/host/resourcePolicy.js";
 
 /**
  * The catalog of real Qwen GGUF builds (NOTES.md, "Real Qwen GGUF files"). Sizes and

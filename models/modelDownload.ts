@@ -27,7 +27,7 @@
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ModelDownloader } from "node-llama-cpp";
-import { AgentError, isAgentError } from "../agent/errors.js";
+import { AgentError, isAgentError } from "../common/errors.js";
 import { normalizeSha256, sha256File } from "./modelStore.js";
 
 export interface DownloadProgress {

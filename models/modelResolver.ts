@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
-import { AgentError } from "../agent/errors.js";
-import type { Logger } from "../agent/logger.js";
-import { createProgressBar } from "../agent/progressBar.js";
+import { AgentError } from "../common/errors.js";
+import type { Logger } from "../common/logger.js";
+import { createProgressBar } from "../common/progressBar.js";
 import { findCatalogEntry, resolveHfUri } from "./catalog.js";
 import type { CatalogEntry } from "./catalog.js";
 import { downloadModelFile } from "./modelDownload.js";

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { AgentError } from "../agent/errors.js";
+import { AgentError } from "../common/errors.js";
 
 export const CHECKSUMS_FILE = "checksums.json";
 

@@ -1,6 +1,6 @@
 import { open, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import {
   GGML_MAX_DIMS,
   GGML_MAX_NAME,

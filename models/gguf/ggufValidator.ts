@@ -1,6 +1,6 @@
 import { basename } from "node:path";
-import { AgentError } from "../../agent/errors.js";
-import type { ErrorCode } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
+import type { ErrorCode } from "../../common/errors.js";
 import {
   GgmlType,
   GgufValueType,

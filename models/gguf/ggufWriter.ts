@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import type { WriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { once } from "node:events";
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import {
   GGML_MAX_DIMS,
   GGML_MAX_NAME,

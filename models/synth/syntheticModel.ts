@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import { GgmlType, GgufValueType, LLAMA_FILE_TYPE_OF, elementCount, ggmlTypeInfo } from "../gguf/ggufFormat.js";
 import type { GgufMetadataEntry } from "../gguf/ggufFormat.js";
 import { writeGguf } from "../gguf/ggufWriter.js";

@@ -1,4 +1,4 @@
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 
 /**
  * Shapes for random-weight models. The real ones carry the exact hyperparameters of the

@@ -1,4 +1,4 @@
-import { AgentError } from "../../agent/errors.js";
+import { AgentError } from "../../common/errors.js";
 import { TokenType } from "../gguf/ggufFormat.js";
 
 /** Qwen2.5's added tokens, ids counted from the end of the BPE part (151643 in the real one). */
