@@ -1,5 +1,5 @@
 import { AgentError } from "../common/errors.js";
-import type { ModelFootprint } from "../agent/host/resourcePolicy.js";
+import type { ModelFootprint } from "./modelFootprint.js";
 
 /**
  * The catalog of real Qwen GGUF builds (NOTES.md, "Real Qwen GGUF files"). Sizes and

@@ -1,5 +1,8 @@
 import { AgentError } from "../../common/errors.js";
 import type { HostFacts } from "./hostFacts.js";
+import type { ModelFootprint } from "../../models/modelFootprint.js";
+
+export type { ModelFootprint };
 
 /**
  * The resource policy: a pure function from host facts, the deployment shape and what the
@@ -11,22 +14,6 @@ import type { HostFacts } from "./hostFacts.js";
 export type DeploymentShape = "on-instrument" | "beside-instrument";
 
 /** What the policy needs to know about a model file to size its memory. */
-export interface ModelFootprint {
-  id: string;
-  /** Name shown to people. */
-  label: string;
-  fileBytes: number;
-  /** KV cache bytes per token of context (K and V, all layers, F16). */
-  kvBytesPerToken: number;
-  trainedContextLength: number;
-  /** Sizes the logits scratch of a batch. Defaults to Qwen's 151,936. */
-  vocabularySize?: number;
-  /** Query heads; sizes the attention scratch of a batch. Defaults to none (logits scratch only). */
-  attentionHeadCount?: number;
-  /** The random-weight demo model (`--model demo`): `--mlock auto` never locks it. */
-  demo?: boolean;
-}
-
 /** A catalog model the policy may choose. Catalog entries fit this shape plus `available`. */
 export interface ModelCandidate {
   id: string;
