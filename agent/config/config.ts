@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { GENERATION_PARAM_RANGES } from "../engine/modelRuntime.js";
 import { AgentError } from "../../common/errors.js";
 
 /**
@@ -28,6 +29,10 @@ function booleanFromString(value: unknown): unknown {
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.preprocess(numberFromString, z.number().int().min(min).max(max));
 const realNumber = (min: number, max: number) => z.preprocess(numberFromString, z.number().min(min).max(max));
+const paramNumber = (name: keyof typeof GENERATION_PARAM_RANGES) => {
+  const { min, max, integer } = GENERATION_PARAM_RANGES[name];
+  return integer ? wholeNumber(min, max) : realNumber(min, max);
+};
 const autoOr = <T extends z.ZodType>(inner: T) => z.union([z.literal("auto"), inner]);
 const flag = z.preprocess(booleanFromString, z.boolean());
 /** A list from a file, or a comma-separated string from a flag or the environment. */
@@ -131,17 +136,17 @@ export const configSchema = z.strictObject({
   /** System prompt. Defaults to a short bilingual prompt. */
   system: z.string(),
   /** Sampling temperature; 0 is greedy. Defaults to the model's default. */
-  temperature: realNumber(0, 2).optional(),
+  temperature: paramNumber("temperature").optional(),
   /** Top-k sampling. Defaults to the model's default. */
-  topK: wholeNumber(0, 1000).optional(),
+  topK: paramNumber("topK").optional(),
   /** Top-p sampling. Defaults to the model's default. */
-  topP: realNumber(0, 1).optional(),
+  topP: paramNumber("topP").optional(),
   /** Repeat penalty (1 = off). Defaults to the model's default. */
-  repeatPenalty: realNumber(0, 5).optional(),
+  repeatPenalty: paramNumber("repeatPenalty").optional(),
   /** Most tokens in one answer. Defaults to 512. */
-  maxTokens: wholeNumber(1, 131_072),
+  maxTokens: paramNumber("maxTokens"),
   /** Sampling seed. Defaults to random. */
-  seed: wholeNumber(0, 2 ** 32 - 1).optional(),
+  seed: paramNumber("seed").optional(),
   /** Pino log level. Defaults to `info`. */
   logLevel: z.enum(LOG_LEVELS),
   /** Log file; logs go to stderr when unset. Defaults to stderr. */

@@ -42,6 +42,16 @@ export interface GenerateRequest {
   onDelta?: ((text: string) => void) | undefined;
 }
 
+/** The range each generation parameter accepts, wherever it comes from (config, flag, MQTT request). */
+export const GENERATION_PARAM_RANGES: Record<keyof GenerationParams, { min: number; max: number; integer: boolean }> = {
+  temperature: { min: 0, max: 2, integer: false },
+  topK: { min: 0, max: 1000, integer: true },
+  topP: { min: 0, max: 1, integer: false },
+  repeatPenalty: { min: 0, max: 5, integer: false },
+  maxTokens: { min: 1, max: 131_072, integer: true },
+  seed: { min: 0, max: 2 ** 32 - 1, integer: true },
+};
+
 export type FinishReason = "stop" | "length" | "cancelled";
 
 export interface GenerateResult {

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { AgentError } from "../../../common/errors.js";
-import type { ChatMessage, GenerationParams } from "../../engine/modelRuntime.js";
+import { GENERATION_PARAM_RANGES, type ChatMessage, type GenerationParams } from "../../engine/modelRuntime.js";
 
 /**
  * Pure parsing of what lab tools publish on `<base>/ask`, `<base>/cancel` and `<base>/scpi`
@@ -56,14 +56,6 @@ export interface ParseLimits {
 
 const ASK_KEYS = ["id", "prompt", "messages", "system", "session", "params", "stream", "replyTo"];
 const SCPI_KEYS = ["id", "query", "replyTo"];
-const PARAM_RANGES: Record<keyof GenerationParams, { min: number; max: number; integer: boolean }> = {
-  temperature: { min: 0, max: 2, integer: false },
-  topK: { min: 0, max: 1000, integer: true },
-  topP: { min: 0, max: 1, integer: false },
-  repeatPenalty: { min: 0, max: 5, integer: false },
-  maxTokens: { min: 1, max: 131_072, integer: true },
-  seed: { min: 0, max: 2 ** 32 - 1, integer: true },
-};
 const ROLES = ["system", "user", "assistant"];
 const MAX_ID = 128;
 
@@ -174,8 +166,8 @@ function readParams(value: unknown): GenerationParams | undefined {
   if (value === null || typeof value !== "object" || Array.isArray(value)) bad("params", "an object such as {\"maxTokens\":64}", value);
   const params: GenerationParams = {};
   for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
-    const range = PARAM_RANGES[key as keyof GenerationParams];
-    if (!range) throw new BadRequest(`"params.${key}": unknown parameter (known: ${Object.keys(PARAM_RANGES).join(", ")})`);
+    const range = GENERATION_PARAM_RANGES[key as keyof GenerationParams];
+    if (!range) throw new BadRequest(`"params.${key}": unknown parameter (known: ${Object.keys(GENERATION_PARAM_RANGES).join(", ")})`);
     if (typeof raw !== "number" || !Number.isFinite(raw) || raw < range.min || raw > range.max || (range.integer && !Number.isInteger(raw))) {
       bad(`params.${key}`, `${range.integer ? "a whole number" : "a number"} from ${range.min} to ${range.max}`, raw);
     }
