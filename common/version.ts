@@ -2,4 +2,6 @@
 declare const __IAGENT_VERSION__: string | undefined;
 
 export const VERSION: string =
-  typeof __IAGENT_VERSION__ === "string" ? __IAGENT_VERSION__ : (await import("../package.json", { with: { type: "json" } })).default.version;
+  typeof __IAGENT_VERSION__ === "string"
+    ? __IAGENT_VERSION__
+    : (await import("../package.json", { with: { type: "json" } })).default.version;

@@ -8,7 +8,21 @@
 // on Linux, is fetched once with `npm pack` into a cache and reused.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, cpSync, openSync, readSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  openSync,
+  readSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -27,7 +41,8 @@ const TARGETS = {
       ["linux/INSTALL.txt", "INSTALL.txt"],
     ],
     // Binaries of the other OS, refused if any slipped in.
-    foreign: (file, head) => file.endsWith(".dll") || file.endsWith(".exe") || (file.endsWith(".node") && head.subarray(0, 2).toString("latin1") === "MZ"),
+    foreign: (file, head) =>
+      file.endsWith(".dll") || file.endsWith(".exe") || (file.endsWith(".node") && head.subarray(0, 2).toString("latin1") === "MZ"),
   },
   "win-x64": {
     llamaPrebuilt: "@node-llama-cpp/win-x64",
@@ -65,7 +80,10 @@ mkdirSync(modules, { recursive: true });
 
 // --- the bundle and launchers
 cpSync(path.join(root, "dist", "instrument-agent.mjs"), path.join(dest, "instrument-agent.mjs"));
-writeFileSync(path.join(dest, "package.json"), `${JSON.stringify({ name: "instrument-agent", version, private: true, type: "module", engines: { node: ">=20" } }, null, 2)}\n`);
+writeFileSync(
+  path.join(dest, "package.json"),
+  `${JSON.stringify({ name: "instrument-agent", version, private: true, type: "module", engines: { node: ">=20" } }, null, 2)}\n`,
+);
 cpSync(path.join(here, "launchers", "instrument-agent.sh"), path.join(dest, "instrument-agent"));
 chmodSync(path.join(dest, "instrument-agent"), 0o755);
 // Windows files get CRLF line ends: cmd.exe misreads labels in LF-only batch files.
@@ -113,7 +131,8 @@ function copyClosure(name, fromDir, extraSkip = () => false) {
 
 const llamaPkg = JSON.parse(readFileSync(path.join(root, "node_modules", "node-llama-cpp", "package.json"), "utf8"));
 copyClosure("node-llama-cpp", root, (rel) => {
-  if (rel === path.join("llama", "localBuilds") || rel === path.join("llama", "lastBuild.json") || rel === path.join("llama", "llama.cpp")) return true;
+  if (rel === path.join("llama", "localBuilds") || rel === path.join("llama", "lastBuild.json") || rel === path.join("llama", "llama.cpp"))
+    return true;
   // The llama.cpp source serves a local build on old-glibc Linux; Windows 10+ loads the prebuilts.
   return args.target === "win-x64" && rel === path.join("llama", "gitRelease.bundle");
 });
@@ -135,12 +154,15 @@ copyClosure("@serialport/bindings-cpp", root, (rel) => {
   if (parts[0] === "build" || parts[0] === "src" || rel === "binding.gyp") return true;
   return parts[0] === "prebuilds" && parts.length > 1 && parts[1] !== target.serialPrebuild;
 });
-if (!existsSync(path.join(modules, "@serialport", "bindings-cpp", "prebuilds", target.serialPrebuild))) fail(`serialport has no ${target.serialPrebuild} prebuild`);
+if (!existsSync(path.join(modules, "@serialport", "bindings-cpp", "prebuilds", target.serialPrebuild)))
+  fail(`serialport has no ${target.serialPrebuild} prebuild`);
 
 // --- the target's prebuilt llama.cpp package, and nothing of the other platforms
 const prebuiltDest = path.join(modules, ...target.llamaPrebuilt.split("/"));
 const localPrebuilt = path.join(root, "node_modules", ...target.llamaPrebuilt.split("/"));
-const localVersion = existsSync(path.join(localPrebuilt, "package.json")) ? JSON.parse(readFileSync(path.join(localPrebuilt, "package.json"), "utf8")).version : null;
+const localVersion = existsSync(path.join(localPrebuilt, "package.json"))
+  ? JSON.parse(readFileSync(path.join(localPrebuilt, "package.json"), "utf8")).version
+  : null;
 if (localVersion === llamaPkg.version) {
   cpSync(localPrebuilt, prebuiltDest, { recursive: true, filter: skipInPackage(localPrebuilt) });
 } else {
@@ -158,7 +180,10 @@ function fetchPrebuilt(pkg, pkgVersion) {
   const file = path.join(cache, `${pkg.replace("@", "").replace("/", "-")}-${pkgVersion}.tgz`);
   if (!existsSync(file)) {
     console.log(`fetching ${pkg}@${pkgVersion} into ${path.relative(process.cwd(), cache)} (once)`);
-    const out = execFileSync("npm", ["pack", `${pkg}@${pkgVersion}`, "--pack-destination", cache, "--silent"], { encoding: "utf8" }).trim().split("\n").pop();
+    const out = execFileSync("npm", ["pack", `${pkg}@${pkgVersion}`, "--pack-destination", cache, "--silent"], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .pop();
     const packed = path.join(cache, out);
     if (packed !== file) cpSync(packed, file);
     if (packed !== file) rmSync(packed);
@@ -187,7 +212,12 @@ const foreign = listing.filter((file) => {
 if (foreign.length) fail(`binaries of another OS in the ${args.target} pack: ${foreign.slice(0, 5).join(", ")}`);
 
 // --- SHA256SUMS (sha256sum -c format; forward slashes on every OS)
-const sums = listing.map((file) => `${createHash("sha256").update(readFileSync(path.join(dest, file))).digest("hex")}  ${file.split(path.sep).join("/")}`);
+const sums = listing.map(
+  (file) =>
+    `${createHash("sha256")
+      .update(readFileSync(path.join(dest, file)))
+      .digest("hex")}  ${file.split(path.sep).join("/")}`,
+);
 writeFileSync(path.join(dest, "SHA256SUMS"), `${sums.join("\n")}\n`);
 
 // --- the archive

@@ -36,12 +36,19 @@ export function createAllowlist(allow: readonly string[] = []): ScpiAllowlist {
   }
 }
 
-function createLink(address: InstrumentAddress, timeoutMs: number, createSerialLink: (options: SerialLinkOptions) => SerialLink): InstrumentLink {
+function createLink(
+  address: InstrumentAddress,
+  timeoutMs: number,
+  createSerialLink: (options: SerialLinkOptions) => SerialLink,
+): InstrumentLink {
   switch (address.kind) {
     case "tcp":
       return new TcpInstrumentLink({ host: address.host, port: address.port, connectTimeoutMs: timeoutMs });
     case "serial":
-      return new SerialInstrumentLink({ serial: createSerialLink({ path: address.path, baudRate: address.baudRate }), description: describeAddress(address) });
+      return new SerialInstrumentLink({
+        serial: createSerialLink({ path: address.path, baudRate: address.baudRate }),
+        description: describeAddress(address),
+      });
     case "prologix":
       return new PrologixInstrumentLink({
         serial: createSerialLink({ path: address.path, baudRate: address.baudRate }),

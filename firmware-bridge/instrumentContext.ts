@@ -82,7 +82,8 @@ export class InstrumentContext {
     }
     // Said once when the instrument becomes unreadable, not before every answer.
     if (this.#lastReadable === false && wasReadable !== false) this.#options.logger?.warn({ instrument: this.#options.description }, text);
-    if (this.#lastReadable === true && wasReadable === false) this.#options.logger?.info({ instrument: this.#options.description }, "instrument readable again");
+    if (this.#lastReadable === true && wasReadable === false)
+      this.#options.logger?.info({ instrument: this.#options.description }, "instrument readable again");
     this.#options.logger?.debug({ instrument: this.#options.description, context: text }, "instrument context");
     this.#cached = { at: this.#now(), text, ok: this.#lastReadable === true };
     return text;

@@ -32,7 +32,8 @@ function serialParts(uri: string, rest: string, allowed: string[]): { path: stri
   // serial:///dev/ttyUSB0 and serial:///COM5 carry an absolute path; serial://COM5 a bare name.
   const path = /^\/COM\d+$/i.test(pathPart) ? pathPart.slice(1) : pathPart;
   if (path === "" || path === "/") throw bad(uri, "the serial device path is missing");
-  if (!path.startsWith("/") && !/^COM\d+$/i.test(path)) throw bad(uri, `the device path ${JSON.stringify(path)} is not absolute: write three slashes, as in serial:///dev/ttyUSB0`);
+  if (!path.startsWith("/") && !/^COM\d+$/i.test(path))
+    throw bad(uri, `the device path ${JSON.stringify(path)} is not absolute: write three slashes, as in serial:///dev/ttyUSB0`);
   const params = new Map<string, string>();
   for (const pair of query === "" ? [] : query.split("&")) {
     const [key = "", value = ""] = pair.split("=", 2);

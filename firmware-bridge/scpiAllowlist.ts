@@ -11,12 +11,66 @@
 
 /** Long forms with the short form in upper case, as instrument manuals write them. */
 const KNOWN_MNEMONICS = [
-  "SENSe", "FREQuency", "CENTer", "SPAN", "STARt", "STOP", "BANDwidth", "BWIDth", "RESolution", "VIDeo",
-  "SWEep", "TIME", "POINts", "DISPlay", "WINDow", "TRACe", "Y", "X", "SCALe", "RLEVel", "CALCulate",
-  "MARKer", "INSTrument", "SELect", "NSELect", "CONFigure", "SYSTem", "ERRor", "NEXT", "PRESet", "INITiate",
-  "CONTinuous", "IMMediate", "RESTart", "AUTO", "ABORt", "STATus", "OPERation", "QUEStionable", "MODE",
-  "AVERage", "COUNt", "DETector", "FUNCtion", "POWer", "ATTenuation", "MEASure", "READ", "FETCh", "DATA",
-  "FORMat", "TRIGger", "SOURce", "UNIT", "MMEMory", "STORe", "LOAD", "CALibration", "PEAK", "MAXimum",
+  "SENSe",
+  "FREQuency",
+  "CENTer",
+  "SPAN",
+  "STARt",
+  "STOP",
+  "BANDwidth",
+  "BWIDth",
+  "RESolution",
+  "VIDeo",
+  "SWEep",
+  "TIME",
+  "POINts",
+  "DISPlay",
+  "WINDow",
+  "TRACe",
+  "Y",
+  "X",
+  "SCALe",
+  "RLEVel",
+  "CALCulate",
+  "MARKer",
+  "INSTrument",
+  "SELect",
+  "NSELect",
+  "CONFigure",
+  "SYSTem",
+  "ERRor",
+  "NEXT",
+  "PRESet",
+  "INITiate",
+  "CONTinuous",
+  "IMMediate",
+  "RESTart",
+  "AUTO",
+  "ABORt",
+  "STATus",
+  "OPERation",
+  "QUEStionable",
+  "MODE",
+  "AVERage",
+  "COUNt",
+  "DETector",
+  "FUNCtion",
+  "POWer",
+  "ATTenuation",
+  "MEASure",
+  "READ",
+  "FETCh",
+  "DATA",
+  "FORMat",
+  "TRIGger",
+  "SOURce",
+  "UNIT",
+  "MMEMory",
+  "STORe",
+  "LOAD",
+  "CALibration",
+  "PEAK",
+  "MAXimum",
 ] as const;
 
 /** Header aliases that mean the same node (`BWIDth` is `BANDwidth`). */
@@ -174,7 +228,8 @@ export class ScpiAllowlist {
     this.#allowed = new Set();
     for (const entry of this.entries) {
       const parsed = parseHeader(entry.trim(), this.#table);
-      if (!parsed || !parsed.isQuery) throw new Error(`${JSON.stringify(entry)} is not a SCPI query header (expected something like ":SENS:DET:TRAC?")`);
+      if (!parsed || !parsed.isQuery)
+        throw new Error(`${JSON.stringify(entry)} is not a SCPI query header (expected something like ":SENS:DET:TRAC?")`);
       const canonical = canonicalText(parsed);
       if (STATE_CHANGERS.some(([pattern]) => pattern.test(canonical.replace(/\?$/, "")))) {
         throw new Error(`${JSON.stringify(entry)} cannot be allowlisted: ${canonical} belongs to a state-changing subsystem`);
@@ -198,7 +253,8 @@ export class ScpiAllowlist {
       message: `refused ${JSON.stringify(line)}: ${refusals.map((r) => (r.part === line ? r.reason : `${JSON.stringify(r.part)}: ${r.reason}`)).join("; ")}. Nothing was sent to the instrument (the bridge is read-only).`,
     });
     if (line === "") return refuse([{ part: line, reason: "the line is empty" }]);
-    if (line.length > MAX_SCPI_LINE) return refuse([{ part: line.slice(0, 40) + "...", reason: `the line is longer than ${MAX_SCPI_LINE} characters` }]);
+    if (line.length > MAX_SCPI_LINE)
+      return refuse([{ part: line.slice(0, 40) + "...", reason: `the line is longer than ${MAX_SCPI_LINE} characters` }]);
     const control = describeControl(line);
     if (control) return refuse([{ part: line, reason: control }]);
 
@@ -222,7 +278,10 @@ export class ScpiAllowlist {
       const bare = canonical.replace(/\?$/, "");
       const changer = STATE_CHANGERS.find(([pattern]) => pattern.test(bare));
       if (!parsed.isQuery) {
-        refusals.push({ part, reason: `it would change instrument state (${changer ? changer[1] : "a command without '?' sets a value"})` });
+        refusals.push({
+          part,
+          reason: `it would change instrument state (${changer ? changer[1] : "a command without '?' sets a value"})`,
+        });
       } else if (params.length > 0) {
         refusals.push({ part, reason: "a query with parameters is not on the read-only allowlist" });
       } else if (!this.#allowed.has(canonical)) {

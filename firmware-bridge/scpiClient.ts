@@ -69,7 +69,11 @@ export class ScpiClient {
       await this.link.open();
     } catch (error) {
       await this.link.close().catch(() => undefined);
-      throw new AgentError("IA_ERR_INSTRUMENT_UNREACHABLE", `${this.link.description}: cannot reach the instrument (${(error as Error).message})`, { cause: error });
+      throw new AgentError(
+        "IA_ERR_INSTRUMENT_UNREACHABLE",
+        `${this.link.description}: cannot reach the instrument (${(error as Error).message})`,
+        { cause: error },
+      );
     }
     if (this.#drainOnOpen) {
       this.#drainOnOpen = false;
@@ -109,10 +113,16 @@ export class ScpiClient {
     const queue = errors.length > 0 ? `; instrument error queue: ${errors.join(" | ")}` : "";
     this.#logger?.warn({ instrument: this.link.description, query: wire, err: error, errors }, "scpi query failed");
     return timedOut
-      ? new AgentError("IA_ERR_SCPI_TIMEOUT", `${this.link.description}: no reply to ${wire} within ${this.timeoutMs} ms${queue}`, { cause: error })
-      : new AgentError("IA_ERR_INSTRUMENT_UNREACHABLE", `${this.link.description}: ${(error as Error).message} (while sending ${wire}; the link is reopened on the next query)`, {
+      ? new AgentError("IA_ERR_SCPI_TIMEOUT", `${this.link.description}: no reply to ${wire} within ${this.timeoutMs} ms${queue}`, {
           cause: error,
-        });
+        })
+      : new AgentError(
+          "IA_ERR_INSTRUMENT_UNREACHABLE",
+          `${this.link.description}: ${(error as Error).message} (while sending ${wire}; the link is reopened on the next query)`,
+          {
+            cause: error,
+          },
+        );
   }
 
   /** Reads `SYST:ERR?` until "no error"; skips a late reply that is not an error entry. */

@@ -111,7 +111,11 @@ export async function serveSimulatorOnSerial(serial: SerialLink, options: Serial
       if (command === "addr") adapter.addr = Number(arg);
       else if (command === "auto") adapter.auto = arg === "1";
       else if (command === "mode") adapter.mode = Number(arg);
-      else if (command === "read") void replies.read(0).then((line) => write(`${line}\n`), () => undefined);
+      else if (command === "read")
+        void replies.read(0).then(
+          (line) => write(`${line}\n`),
+          () => undefined,
+        );
       return;
     }
     if (adapter.addr !== prologix || adapter.mode !== 1) return;

@@ -57,7 +57,9 @@ export class TcpInstrumentLink implements InstrumentLink {
   async sendLine(line: string): Promise<void> {
     const socket = this.#socket;
     if (!socket || socket.destroyed) throw new LinkClosedError(`${this.description}: not connected`);
-    await new Promise<void>((resolve, reject) => socket.write(`${line}\n`, "latin1", (error) => (error ? reject(new LinkClosedError(error.message, { cause: error })) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      socket.write(`${line}\n`, "latin1", (error) => (error ? reject(new LinkClosedError(error.message, { cause: error })) : resolve())),
+    );
   }
 
   readLine(timeoutMs: number): Promise<string> {

@@ -66,7 +66,11 @@ interface Architecture {
   licenceNote: string | null;
 }
 
-const qwen25 = (size: string, p: Omit<Architecture, "family" | "architecture" | "baseModel" | "labelBase" | "trainedContextLength" | "licence" | "licenceNote">, research = false): Architecture => ({
+const qwen25 = (
+  size: string,
+  p: Omit<Architecture, "family" | "architecture" | "baseModel" | "labelBase" | "trainedContextLength" | "licence" | "licenceNote">,
+  research = false,
+): Architecture => ({
   family: "Qwen2.5",
   architecture: "qwen2",
   baseModel: `qwen2.5-${size}-instruct`,
@@ -77,7 +81,10 @@ const qwen25 = (size: string, p: Omit<Architecture, "family" | "architecture" | 
   ...p,
 });
 
-const qwen3 = (size: string, p: Omit<Architecture, "family" | "architecture" | "baseModel" | "labelBase" | "trainedContextLength" | "licence" | "licenceNote">): Architecture => ({
+const qwen3 = (
+  size: string,
+  p: Omit<Architecture, "family" | "architecture" | "baseModel" | "labelBase" | "trainedContextLength" | "licence" | "licenceNote">,
+): Architecture => ({
   family: "Qwen3",
   architecture: "qwen3",
   baseModel: `qwen3-${size}`,
@@ -90,12 +97,51 @@ const qwen3 = (size: string, p: Omit<Architecture, "family" | "architecture" | "
 
 // Shapes from each model's config.json (Qwen2.5: 2 KV heads; Qwen3: 8 KV heads, head_dim 128).
 const ARCH = {
-  "qwen2.5-0.5b": qwen25("0.5b", { parameterCount: 494_000_000, layers: 24, attentionHeads: 14, kvHeads: 2, headDim: 64, embeddingLength: 896 }),
-  "qwen2.5-1.5b": qwen25("1.5b", { parameterCount: 1_540_000_000, layers: 28, attentionHeads: 12, kvHeads: 2, headDim: 128, embeddingLength: 1536 }),
-  "qwen2.5-3b": qwen25("3b", { parameterCount: 3_090_000_000, layers: 36, attentionHeads: 16, kvHeads: 2, headDim: 128, embeddingLength: 2048 }, true),
-  "qwen3-0.6b": qwen3("0.6b", { parameterCount: 596_000_000, layers: 28, attentionHeads: 16, kvHeads: 8, headDim: 128, embeddingLength: 1024 }),
-  "qwen3-1.7b": qwen3("1.7b", { parameterCount: 1_720_000_000, layers: 28, attentionHeads: 16, kvHeads: 8, headDim: 128, embeddingLength: 2048 }),
-  "qwen3-4b": qwen3("4b", { parameterCount: 4_020_000_000, layers: 36, attentionHeads: 32, kvHeads: 8, headDim: 128, embeddingLength: 2560 }),
+  "qwen2.5-0.5b": qwen25("0.5b", {
+    parameterCount: 494_000_000,
+    layers: 24,
+    attentionHeads: 14,
+    kvHeads: 2,
+    headDim: 64,
+    embeddingLength: 896,
+  }),
+  "qwen2.5-1.5b": qwen25("1.5b", {
+    parameterCount: 1_540_000_000,
+    layers: 28,
+    attentionHeads: 12,
+    kvHeads: 2,
+    headDim: 128,
+    embeddingLength: 1536,
+  }),
+  "qwen2.5-3b": qwen25(
+    "3b",
+    { parameterCount: 3_090_000_000, layers: 36, attentionHeads: 16, kvHeads: 2, headDim: 128, embeddingLength: 2048 },
+    true,
+  ),
+  "qwen3-0.6b": qwen3("0.6b", {
+    parameterCount: 596_000_000,
+    layers: 28,
+    attentionHeads: 16,
+    kvHeads: 8,
+    headDim: 128,
+    embeddingLength: 1024,
+  }),
+  "qwen3-1.7b": qwen3("1.7b", {
+    parameterCount: 1_720_000_000,
+    layers: 28,
+    attentionHeads: 16,
+    kvHeads: 8,
+    headDim: 128,
+    embeddingLength: 2048,
+  }),
+  "qwen3-4b": qwen3("4b", {
+    parameterCount: 4_020_000_000,
+    layers: 36,
+    attentionHeads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    embeddingLength: 2560,
+  }),
 } as const satisfies Record<string, Architecture>;
 
 interface FileSpec {
@@ -249,7 +295,9 @@ function mirrorBase(mirrorBaseUrl: string): string {
   try {
     url = new URL(mirrorBaseUrl);
   } catch (error) {
-    throw new AgentError("IA_ERR_CONFIG", `model mirror '${mirrorBaseUrl}' is not a URL: expected e.g. http://models.lab.local/hf`, { cause: error });
+    throw new AgentError("IA_ERR_CONFIG", `model mirror '${mirrorBaseUrl}' is not a URL: expected e.g. http://models.lab.local/hf`, {
+      cause: error,
+    });
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new AgentError("IA_ERR_CONFIG", `model mirror '${mirrorBaseUrl}' uses ${url.protocol}: expected an http:// or https:// base URL`);
@@ -269,7 +317,10 @@ export function resolveHfUri(uri: string, mirrorBaseUrl?: string): string {
   const segments = pathPart.split("/");
   const [user, repo, ...file] = segments;
   if (match === null || segments.some((s) => s === "") || user === undefined || repo === undefined || branch === "") {
-    throw new AgentError("IA_ERR_USAGE", `'${uri}' is not an hf: URI: expected hf:<user>/<repo>/<file>.gguf, optionally followed by #<branch>`);
+    throw new AgentError(
+      "IA_ERR_USAGE",
+      `'${uri}' is not an hf: URI: expected hf:<user>/<repo>/<file>.gguf, optionally followed by #<branch>`,
+    );
   }
   if (file.length === 0) {
     throw new AgentError(

@@ -102,7 +102,9 @@ function networkReason(error: unknown): string {
 }
 
 function cancelled(url: string, reason: unknown): AgentError {
-  return isAgentError(reason) ? reason : new AgentError("IA_ERR_CANCELLED", `download of ${url} cancelled; run again to resume`, { cause: reason });
+  return isAgentError(reason)
+    ? reason
+    : new AgentError("IA_ERR_CANCELLED", `download of ${url} cancelled; run again to resume`, { cause: reason });
 }
 
 /** One ranged GET before the transfer: a 404, 500 or refused connection fails now, not after ipull's retries. */
@@ -124,9 +126,8 @@ async function probeRemote(url: string, options: DownloadModelFileOptions, timeo
   if (!response.ok) {
     throw new AgentError("IA_ERR_DOWNLOAD", `cannot download ${url}: HTTP ${response.status} ${response.statusText}`.trimEnd());
   }
-  const total = response.status === 206
-    ? /\/(\d+)\s*$/.exec(response.headers.get("content-range") ?? "")?.[1]
-    : response.headers.get("content-length");
+  const total =
+    response.status === 206 ? /\/(\d+)\s*$/.exec(response.headers.get("content-range") ?? "")?.[1] : response.headers.get("content-length");
   return {
     url,
     sizeBytes: total == null ? undefined : Number(total),
@@ -194,13 +195,18 @@ async function transfer(remote: RemoteFile, options: DownloadModelFileOptions, s
       // A progress callback must not break the download.
     }
   };
-  const watchdog = setInterval(() => {
-    if (Date.now() - lastAdvanceAt <= stallTimeoutMs) return;
-    stop.abort(new AgentError(
-      "IA_ERR_DOWNLOAD",
-      `no data from ${url} for ${stallTimeoutMs / 1000} s after ${highWater} of ${totalBytes} bytes; the partial file ${options.fileName}${PARTIAL_SUFFIX} is kept: run again to resume`,
-    ));
-  }, Math.min(1000, Math.max(50, stallTimeoutMs / 4)));
+  const watchdog = setInterval(
+    () => {
+      if (Date.now() - lastAdvanceAt <= stallTimeoutMs) return;
+      stop.abort(
+        new AgentError(
+          "IA_ERR_DOWNLOAD",
+          `no data from ${url} for ${stallTimeoutMs / 1000} s after ${highWater} of ${totalBytes} bytes; the partial file ${options.fileName}${PARTIAL_SUFFIX} is kept: run again to resume`,
+        ),
+      );
+    },
+    Math.min(1000, Math.max(50, stallTimeoutMs / 4)),
+  );
 
   try {
     const creating = createModelDownloader({
@@ -258,7 +264,8 @@ export async function downloadModelFile(options: DownloadModelFileOptions): Prom
   if (options.fileName === "" || /[/\\]/.test(options.fileName) || options.fileName.startsWith(".")) {
     throw new AgentError("IA_ERR_USAGE", `model file name ${JSON.stringify(options.fileName)}: expected a plain file name`);
   }
-  const expectedSha256 = options.expectedSha256 === undefined ? undefined : normalizeSha256(options.expectedSha256, `expected SHA-256 of ${options.fileName}`);
+  const expectedSha256 =
+    options.expectedSha256 === undefined ? undefined : normalizeSha256(options.expectedSha256, `expected SHA-256 of ${options.fileName}`);
   const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const dirPath = path.resolve(options.dirPath);
   const finalPath = path.join(dirPath, options.fileName);
@@ -286,7 +293,12 @@ export async function downloadModelFile(options: DownloadModelFileOptions): Prom
     const corruptPath = finalPath + CORRUPT_SUFFIX;
     await rename(stagingPath, corruptPath).catch(() => rm(stagingPath, { force: true }));
     await removeStaging(finalPath);
-    const expected = [expectedSha256 && `SHA-256 ${expectedSha256}`, options.expectedSizeBytes !== undefined && `${options.expectedSizeBytes} bytes`].filter(Boolean).join(", ");
+    const expected = [
+      expectedSha256 && `SHA-256 ${expectedSha256}`,
+      options.expectedSizeBytes !== undefined && `${options.expectedSizeBytes} bytes`,
+    ]
+      .filter(Boolean)
+      .join(", ");
     throw new AgentError(
       "IA_ERR_CHECKSUM",
       `${options.fileName} from ${options.url}: expected ${expected}, got SHA-256 ${digest.sha256}, ${digest.bytes} bytes; ` +

@@ -78,7 +78,9 @@ export async function resolveModel(spec: string, options: ResolveModelOptions): 
   const entry = findCatalogEntry(spec);
   if (entry) {
     const local = path.resolve(options.modelsDir, entry.fileName);
-    const file = existsSync(local) ? local : await download(
+    const file = existsSync(local)
+      ? local
+      : await download(
           resolveHfUri(entry.uri, options.mirror),
           entry.fileName,
           { sha256: entry.sha256, sizeBytes: entry.sizeApproximate ? undefined : entry.sizeBytes },

@@ -48,7 +48,8 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Lower-cases a SHA-256 and checks it is 64 hex digits; `what` names it in the error. */
 export function normalizeSha256(value: string, what: string): string {
   const sha = value.trim().toLowerCase();
-  if (!SHA256_HEX.test(sha)) throw new AgentError("IA_ERR_USAGE", `${what}: expected a SHA-256 of 64 hex digits, got ${JSON.stringify(value)}`);
+  if (!SHA256_HEX.test(sha))
+    throw new AgentError("IA_ERR_USAGE", `${what}: expected a SHA-256 of 64 hex digits, got ${JSON.stringify(value)}`);
   return sha;
 }
 
@@ -57,7 +58,8 @@ async function regularFileSize(filePath: string): Promise<number> {
   try {
     info = await stat(filePath);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") throw new AgentError("IA_ERR_MODEL_NOT_FOUND", `${filePath}: no such file`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code === "ENOENT")
+      throw new AgentError("IA_ERR_MODEL_NOT_FOUND", `${filePath}: no such file`, { cause: error });
     throw error;
   }
   if (!info.isFile()) throw new AgentError("IA_ERR_MODEL_NOT_FILE", `${filePath}: not a regular file`);
@@ -93,7 +95,8 @@ function parseRecords(text: string, file: string): Record<string, ChecksumRecord
   } catch (error) {
     return fail(`not valid JSON (${(error as Error).message})`);
   }
-  if (data === null || typeof data !== "object" || Array.isArray(data)) return fail("expected an object of {fileName: {sha256, bytes, source, recordedAt}}");
+  if (data === null || typeof data !== "object" || Array.isArray(data))
+    return fail("expected an object of {fileName: {sha256, bytes, source, recordedAt}}");
   for (const [name, entry] of Object.entries(data)) {
     const e = entry as Partial<ChecksumRecord> | null;
     if (!e || typeof e.sha256 !== "string" || !SHA256_HEX.test(e.sha256) || typeof e.bytes !== "number") {
@@ -175,7 +178,11 @@ export class ModelStore {
    * Hashes a file (a name in this directory, or a path) and compares it with
    * `expectedSha256`, else the recorded hash; with neither, `ok` is true and `expected` null.
    */
-  async verifyFile(fileOrPath: string, expectedSha256?: string, onProgress?: (doneBytes: number, totalBytes: number) => void): Promise<VerifyResult> {
+  async verifyFile(
+    fileOrPath: string,
+    expectedSha256?: string,
+    onProgress?: (doneBytes: number, totalBytes: number) => void,
+  ): Promise<VerifyResult> {
     const isName = !/[/\\]/.test(fileOrPath);
     const filePath = isName ? this.pathFor(fileOrPath) : path.resolve(fileOrPath);
     const recordName = path.dirname(filePath) === this.dir ? path.basename(filePath) : undefined;

@@ -53,7 +53,10 @@ function applyPriority(config: AgentConfig): PriorityOutcome {
  * the person sees warnings and errors only (through the console, never inside a prompt or an
  * answer); info lines need --log-file or an explicit --log-level.
  */
-function setUpConsole(flags: Record<string, unknown>, commandDefaults: Partial<AgentConfig> = {}): Context & { gate: TerminalLogGate | undefined } {
+function setUpConsole(
+  flags: Record<string, unknown>,
+  commandDefaults: Partial<AgentConfig> = {},
+): Context & { gate: TerminalLogGate | undefined } {
   const { config, sources } = loadConfig({ flags: withoutKeys(flags, []), commandDefaults });
   const sharesTerminal = Boolean(process.stdin.isTTY && process.stderr.isTTY) && config.logFile === undefined;
   const gate = sharesTerminal ? new TerminalLogGate(process.stderr) : undefined;
@@ -100,7 +103,8 @@ function recordLine(file: string, line: string, logger: Logger): void {
 
 /** `scpi --serve-sim <port>`: the simulated analyzer on a TCP port until SIGINT/SIGTERM. */
 async function serveSimulator(portText: string, recordFile: string | undefined, logger: Logger): Promise<number> {
-  if (!/^\d+$/.test(portText) || Number(portText) > 65_535) throw new AgentError("IA_ERR_USAGE", `--serve-sim: expected a TCP port from 0 to 65535, got ${JSON.stringify(portText)}`);
+  if (!/^\d+$/.test(portText) || Number(portText) > 65_535)
+    throw new AgentError("IA_ERR_USAGE", `--serve-sim: expected a TCP port from 0 to 65535, got ${JSON.stringify(portText)}`);
   const simulator = new SpectrumAnalyzerSimulator({
     onReceive: recordFile ? (line) => recordLine(recordFile, line, logger) : undefined,
   });
@@ -161,7 +165,9 @@ export function createCommandHandlers(): CommandHandlers {
           process.stdout.write("\n");
         }
         if (agent.instrument && !raw && agent.instrument.context.lastReadable === false) {
-          process.stderr.write(`note: the instrument at ${agent.instrument.description} could not be read; the answer does not use its live settings\n`);
+          process.stderr.write(
+            `note: the instrument at ${agent.instrument.description} could not be read; the answer does not use its live settings\n`,
+          );
         }
         if (result.finishReason === "cancelled") {
           process.stderr.write("(answer cancelled)\n");
@@ -178,13 +184,19 @@ export function createCommandHandlers(): CommandHandlers {
     async scpi(query, flags) {
       const local = ["serveSim", "simRecord"];
       const { config, logger } = setUp(flags, { logLevel: "warn" }, local);
-      if (flags.serveSim !== undefined) return serveSimulator(String(flags.serveSim), typeof flags.simRecord === "string" ? flags.simRecord : undefined, logger);
-      if (query === undefined || query.trim() === "") throw new AgentError("IA_ERR_USAGE", 'scpi: the query is missing, e.g. instrument-agent scpi --instrument tcp://host:5025 "*IDN?"');
+      if (flags.serveSim !== undefined)
+        return serveSimulator(String(flags.serveSim), typeof flags.simRecord === "string" ? flags.simRecord : undefined, logger);
+      if (query === undefined || query.trim() === "")
+        throw new AgentError("IA_ERR_USAGE", 'scpi: the query is missing, e.g. instrument-agent scpi --instrument tcp://host:5025 "*IDN?"');
       // The allowlist answers first: a refused line is refused even with no instrument configured.
       const checked = createAllowlist(config.scpiAllow).check(query);
       if (!checked.ok) throw new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
       const bridge = createInstrument(config, logger);
-      if (!bridge) throw new AgentError("IA_ERR_USAGE", "scpi: no instrument is configured: pass --instrument tcp://host:5025, serial://..., prologix://... or sim");
+      if (!bridge)
+        throw new AgentError(
+          "IA_ERR_USAGE",
+          "scpi: no instrument is configured: pass --instrument tcp://host:5025, serial://..., prologix://... or sim",
+        );
       try {
         const reply = await bridge.query(query);
         process.stdout.write(config.json ? `${JSON.stringify({ instrument: bridge.description, query, reply })}\n` : `${reply}\n`);
@@ -199,7 +211,11 @@ export function createCommandHandlers(): CommandHandlers {
       let result: { facts: unknown; plan: unknown; model: unknown };
       if (config.model) {
         const prepared = await prepareModel(config, logger);
-        result = { facts: prepared.facts, plan: { ...prepared.plan, priority }, model: { ...prepared.summary, label: prepared.model.label, demo: prepared.model.isDemo } };
+        result = {
+          facts: prepared.facts,
+          plan: { ...prepared.plan, priority },
+          model: { ...prepared.summary, label: prepared.model.label, demo: prepared.model.isDemo },
+        };
       } else {
         const facts = await probeHost();
         const plan = planForCatalog(facts, config);
@@ -216,11 +232,18 @@ export function createCommandHandlers(): CommandHandlers {
         const value = Number(flags[key]);
         if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
           const flag = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-          throw new AgentError("IA_ERR_USAGE", `${flag}: expected ${integer ? "a whole number" : "a number"} >= ${min}, got ${JSON.stringify(flags[key])}`);
+          throw new AgentError(
+            "IA_ERR_USAGE",
+            `${flag}: expected ${integer ? "a whole number" : "a number"} >= ${min}, got ${JSON.stringify(flags[key])}`,
+          );
         }
         return value;
       };
-      const options = { tokens: number("smokeTokens", 1, true), floorTokensPerSecond: number("smokeFloor", 0, false), timeoutMs: number("smokeTimeout", 1, true) };
+      const options = {
+        tokens: number("smokeTokens", 1, true),
+        floorTokensPerSecond: number("smokeFloor", 0, false),
+        timeoutMs: number("smokeTimeout", 1, true),
+      };
       const { config, logger } = setUp(flags, { logLevel: "error", mqtt: "off" }, local);
       const report = await runSmoke({ config, logger, probes: realSmokeProbes(), ...options });
       process.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : renderSmoke(report));
@@ -232,7 +255,10 @@ export function createCommandHandlers(): CommandHandlers {
       const whole = (key: string, min: number, max: number): number => {
         const value = Number(flags[key]);
         if (!Number.isInteger(value) || value < min || value > max) {
-          throw new AgentError("IA_ERR_USAGE", `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(flags[key])}`);
+          throw new AgentError(
+            "IA_ERR_USAGE",
+            `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(flags[key])}`,
+          );
         }
         return value;
       };
@@ -248,7 +274,8 @@ export function createCommandHandlers(): CommandHandlers {
       const { config, logger } = setUp(flags, { logLevel: "warn", mqtt: "embedded" }, local);
       const tty = process.stderr.isTTY;
       const started = performance.now();
-      const progress = (text: string) => process.stderr.write(tty ? `\r\x1b[K${text}` : `bench ${((performance.now() - started) / 1000).toFixed(1)} s: ${text}\n`);
+      const progress = (text: string) =>
+        process.stderr.write(tty ? `\r\x1b[K${text}` : `bench ${((performance.now() - started) / 1000).toFixed(1)} s: ${text}\n`);
       const report = await runBench({ config, logger, options, onStep: progress });
       if (tty) process.stderr.write("\r\x1b[K");
       process.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : renderBench(report));
@@ -263,17 +290,24 @@ export function createCommandHandlers(): CommandHandlers {
         process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
         return EXIT_OK;
       }
-      const lines = rows.map((r) => `${r.present ? "*" : " "} ${r.id.padEnd(32)} ${(r.sizeBytes / 1e6).toFixed(0).padStart(6)} MB  ${r.uri}`);
-      process.stdout.write(`  ${"id".padEnd(32)} ${"size".padStart(9)}  source\n${lines.join("\n")}\n\n* present in ${path.resolve(config.modelsDir)}\n`);
+      const lines = rows.map(
+        (r) => `${r.present ? "*" : " "} ${r.id.padEnd(32)} ${(r.sizeBytes / 1e6).toFixed(0).padStart(6)} MB  ${r.uri}`,
+      );
+      process.stdout.write(
+        `  ${"id".padEnd(32)} ${"size".padStart(9)}  source\n${lines.join("\n")}\n\n* present in ${path.resolve(config.modelsDir)}\n`,
+      );
       return EXIT_OK;
     },
 
     async modelsPull(idOrUri, flags) {
       const { config, logger } = setUp(flags, { logLevel: "warn" });
-      if (idOrUri === "demo") throw new AgentError("IA_ERR_USAGE", "models pull demo: the demo model is synthesized, not downloaded (use --model demo)");
+      if (idOrUri === "demo")
+        throw new AgentError("IA_ERR_USAGE", "models pull demo: the demo model is synthesized, not downloaded (use --model demo)");
       const resolved = await resolveModel(idOrUri, { modelsDir: config.modelsDir, mirror: config.modelMirror, logger });
       const summary = await validateModelFile(resolved.path);
-      process.stdout.write(`${resolved.path}: ${summary.architecture} ${summary.fileType}, ${(summary.fileBytes / 1e6).toFixed(1)} MB, valid\n`);
+      process.stdout.write(
+        `${resolved.path}: ${summary.architecture} ${summary.fileType}, ${(summary.fileBytes / 1e6).toFixed(1)} MB, valid\n`,
+      );
       return EXIT_OK;
     },
 
@@ -316,7 +350,8 @@ export function createCommandHandlers(): CommandHandlers {
       const shape = String(flags.shape);
       const type = String(flags.type);
       const seed = Number(flags.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new AgentError("IA_ERR_USAGE", `--seed: expected a whole number >= 0, got ${JSON.stringify(flags.seed)}`);
+      if (!Number.isInteger(seed) || seed < 0)
+        throw new AgentError("IA_ERR_USAGE", `--seed: expected a whole number >= 0, got ${JSON.stringify(flags.seed)}`);
       const out = path.resolve(typeof flags.out === "string" ? flags.out : path.join(config.modelsDir, `synth-${shape}-${type}.gguf`));
       await mkdir(path.dirname(out), { recursive: true });
       const bar = createProgressBar({ label: `writing ${path.basename(out)}` });
@@ -328,9 +363,10 @@ export function createCommandHandlers(): CommandHandlers {
         onProgress: (progress) => bar.update(progress.bytesWritten, progress.totalBytes),
       });
       bar.done();
-      process.stdout.write(`${out}: ${shape} ${type}, ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(1)} MB (random weights)\n`);
+      process.stdout.write(
+        `${out}: ${shape} ${type}, ${result.tensorCount} tensors, ${(result.bytes / 1e6).toFixed(1)} MB (random weights)\n`,
+      );
       return EXIT_OK;
     },
   };
 }
-

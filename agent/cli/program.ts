@@ -34,7 +34,10 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage/config/input file, 3 a che
 function addSharedOptions(program: Command): void {
   program
     .option("--config <file>", "YAML or JSON config file (default: ./instrument-agent.yaml if present)")
-    .option("--model <path|catalog-id|hf:uri|demo>", "the model; `demo` makes a tiny random-weight model (random answers) for trying the plumbing offline")
+    .option(
+      "--model <path|catalog-id|hf:uri|demo>",
+      "the model; `demo` makes a tiny random-weight model (random answers) for trying the plumbing offline",
+    )
     .option("--models-dir <dir>", "where models are stored (default: ./models-data)")
     .option("--state-dir <dir>", "the agent's own data, e.g. the persistence of the mosquitto it runs (default: ./state-data)")
     .option("--model-mirror <url>", "HTTP base that replaces https://huggingface.co for downloads (lab mirror)")
@@ -60,7 +63,10 @@ function addSharedOptions(program: Command): void {
     .option("--mqtt-ca <file>", "CA certificate (PEM) for mqtts:// (default: the system's CAs)")
     .option("--mqtt-cert <file>", "client certificate (PEM) for mqtts:// (default: none)")
     .option("--mqtt-key <file>", "client certificate key (PEM) (default: none)")
-    .option("--mqtt-bind <host:port>", "where the embedded broker listens; beyond loopback it needs a user name and password (default: 127.0.0.1:1883)")
+    .option(
+      "--mqtt-bind <host:port>",
+      "where the embedded broker listens; beyond loopback it needs a user name and password (default: 127.0.0.1:1883)",
+    )
     .option("--mqtt-payload-limit <bytes>", "largest MQTT request read (default: 65536)")
     .option("--mqtt-rate-limit <n>", "questions a minute per requester, 0 = no limit (default: 60)")
     .option("--mqtt-health-interval <s>", "seconds between <base>/health messages (default: 60)")
@@ -124,9 +130,15 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
     .description("answer one question on stdout and exit (`-` reads the question from stdin)")
     .argument("<text...>", "the question")
     .addOption(new Option("--raw", "complete the text as is, without the chat template"))
-    .option("--via <url>", "ask the agent --agent-id (or the --fleet group) through this broker instead of loading a model, e.g. mqtt://lab-broker:1883")
+    .option(
+      "--via <url>",
+      "ask the agent --agent-id (or the --fleet group) through this broker instead of loading a model, e.g. mqtt://lab-broker:1883",
+    )
     .option("--timeout <s>", "with --via: longest wait for the answer to start or go on (default: 120)")
-    .addHelpText("after", '\nExamples:\n  instrument-agent ask --model demo --temperature 0 --max-tokens 16 "你好"\n  instrument-agent ask --via mqtt://127.0.0.1:1883 --agent-id analyzer-1 "What is RBW?"')
+    .addHelpText(
+      "after",
+      '\nExamples:\n  instrument-agent ask --model demo --temperature 0 --max-tokens 16 "你好"\n  instrument-agent ask --via mqtt://127.0.0.1:1883 --agent-id analyzer-1 "What is RBW?"',
+    )
     .action((words: string[], _opts, command: Command) => run(handlers.ask(words.join(" "), flagsOf(command))));
 
   program
@@ -136,23 +148,39 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
 
   program
     .command("smoke")
-    .description("headless smoke test of this host: probe, model, load, speed, mlock, and the configured MQTT/serial/instrument (--json; exit 3 if a check fails)")
+    .description(
+      "headless smoke test of this host: probe, model, load, speed, mlock, and the configured MQTT/serial/instrument (--json; exit 3 if a check fails)",
+    )
     .option("--smoke-tokens <n>", "tokens to generate", "16")
     .option("--smoke-floor <tokens/s>", "lowest acceptable generation speed", "1")
     .option("--smoke-timeout <ms>", "longest wait for each MQTT, serial or instrument check", "5000")
-    .addHelpText("after", "\nExample:\n  instrument-agent smoke --model ./models-data/qwen2.5-0.5b-instruct-q8_0.gguf --mqtt mqtt://127.0.0.1 --json")
+    .addHelpText(
+      "after",
+      "\nExample:\n  instrument-agent smoke --model ./models-data/qwen2.5-0.5b-instruct-q8_0.gguf --mqtt mqtt://127.0.0.1 --json",
+    )
     .action((_opts, command: Command) => run(handlers.smoke(flagsOf(command))));
 
   program
     .command("bench")
-    .description("speed on one model and thread count: prompt and generation tokens/s, TTFT, load time, peak RSS; in process, over MQTT and with concurrent requesters, against the plain node-llama-cpp loop (--json)")
+    .description(
+      "speed on one model and thread count: prompt and generation tokens/s, TTFT, load time, peak RSS; in process, over MQTT and with concurrent requesters, against the plain node-llama-cpp loop (--json)",
+    )
     .option("--bench-runs <n>", "interleaved rounds; figures are medians", "5")
     .option("--bench-prompt <tokens>", "prompt length in tokens, chat template included", "64")
     .option("--bench-tokens <n>", "tokens generated per request", "64")
     .option("--bench-concurrency <list>", "concurrent requester counts, comma-separated", "1,2,4")
-    .option("--llama-bench <file>", "also run llama.cpp's own llama-bench binary in every round, for the ratio to llama.cpp (README, Speed)")
-    .option("--llama-batched-bench <file>", "also run llama.cpp's llama-batched-bench in every round: the ceiling for concurrent requesters (README, Speed)")
-    .addHelpText("after", "\nWith --mqtt embedded (default) an in-process broker carries the MQTT run; --mqtt <url> uses that broker, --mqtt off skips it.\nExample:\n  instrument-agent bench --model ./models-data/synth-qwen2.5-0.5b-q8_0.gguf --threads auto --json")
+    .option(
+      "--llama-bench <file>",
+      "also run llama.cpp's own llama-bench binary in every round, for the ratio to llama.cpp (README, Speed)",
+    )
+    .option(
+      "--llama-batched-bench <file>",
+      "also run llama.cpp's llama-batched-bench in every round: the ceiling for concurrent requesters (README, Speed)",
+    )
+    .addHelpText(
+      "after",
+      "\nWith --mqtt embedded (default) an in-process broker carries the MQTT run; --mqtt <url> uses that broker, --mqtt off skips it.\nExample:\n  instrument-agent bench --model ./models-data/synth-qwen2.5-0.5b-q8_0.gguf --threads auto --json",
+    )
     .action((_opts, command: Command) => run(handlers.bench(flagsOf(command))));
 
   program
@@ -161,7 +189,10 @@ export function buildProgram(handlers: CommandHandlers, output: ProgramOutput, v
     .argument("[query]", 'the query, e.g. "*IDN?" or ":SENSe:FREQuency:CENTer?"')
     .option("--serve-sim <port>", "instead: serve the simulated spectrum analyzer on this TCP port (0 = any) until SIGINT/SIGTERM")
     .option("--sim-record <file>", "with --serve-sim: append every line the simulator receives to this file (one JSON string a line)")
-    .addHelpText("after", '\nExamples:\n  instrument-agent scpi --instrument tcp://192.168.1.20:5025 ":SENS:BAND:RES?"\n  instrument-agent scpi --serve-sim 5025')
+    .addHelpText(
+      "after",
+      '\nExamples:\n  instrument-agent scpi --instrument tcp://192.168.1.20:5025 ":SENS:BAND:RES?"\n  instrument-agent scpi --serve-sim 5025',
+    )
     .action((query: string | undefined, _opts, command: Command) => run(handlers.scpi(query, flagsOf(command))));
 
   const models = program.command("models").description("model catalog, download, validation and synthetic models");

@@ -26,8 +26,7 @@ function booleanFromString(value: unknown): unknown {
   return value;
 }
 
-const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess(numberFromString, z.number().int().min(min).max(max));
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => z.preprocess(numberFromString, z.number().int().min(min).max(max));
 const realNumber = (min: number, max: number) => z.preprocess(numberFromString, z.number().min(min).max(max));
 const paramNumber = (name: keyof typeof GENERATION_PARAM_RANGES) => {
   const { min, max, integer } = GENERATION_PARAM_RANGES[name];
@@ -37,15 +36,20 @@ const autoOr = <T extends z.ZodType>(inner: T) => z.union([z.literal("auto"), in
 const flag = z.preprocess(booleanFromString, z.boolean());
 /** A list from a file, or a comma-separated string from a flag or the environment. */
 const stringList = z.preprocess(
-  (value) => (typeof value === "string" ? value.split(",").map((s) => s.trim()).filter((s) => s !== "") : value),
+  (value) =>
+    typeof value === "string"
+      ? value
+          .split(",")
+          .map((s) => s.trim())
+          .filter((s) => s !== "")
+      : value,
   z.array(z.string().min(1)),
 );
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export const DEFAULT_SYSTEM_PROMPT =
-  "You are an assistant beside a lab instrument. Answer briefly and precisely. " +
-  "你是实验仪器旁的助手，请简明准确地回答。";
+  "You are an assistant beside a lab instrument. Answer briefly and precisely. " + "你是实验仪器旁的助手，请简明准确地回答。";
 
 /** The schema of every setting. Keys are the camelCase form of the flag names. */
 export const configSchema = z.strictObject({
@@ -84,9 +88,15 @@ export const configSchema = z.strictObject({
   /** Broker URL, `embedded` or `off`. Defaults to `embedded` for `run`. */
   mqtt: z.string().min(1),
   /** MQTT identity. Defaults to the host name. */
-  agentId: z.string().regex(/^[^/#+\s]+$/, "an id without '/', '#', '+' or spaces").optional(),
+  agentId: z
+    .string()
+    .regex(/^[^/#+\s]+$/, "an id without '/', '#', '+' or spaces")
+    .optional(),
   /** Fleet group whose shared ask topic this agent also serves. Defaults to off. */
-  fleet: z.string().regex(/^[^/#+\s]+$/, "a group name without '/', '#', '+' or spaces").optional(),
+  fleet: z
+    .string()
+    .regex(/^[^/#+\s]+$/, "a group name without '/', '#', '+' or spaces")
+    .optional(),
   /** First level of every MQTT topic: `<prefix>/<agentId>/ask`. Defaults to `instrument-agent`. */
   mqttPrefix: z.string().regex(/^[^#+\s$][^#+\s]*$/, "a topic prefix without '#', '+', spaces or a leading '$'"),
   /** MQTT protocol spoken to an external broker: `5` or `3.1.1` (the embedded broker is always 3.1.1). Defaults to `5`. */
@@ -255,7 +265,8 @@ function expectedText(issue: z.core.$ZodIssue): string {
   if (key === "gpuLayers") return "expected a whole number of layers from 0 to 1024 or 'auto'";
   if (key === "serialStopBits") return "expected 1, 1.5 or 2";
   if (issue.code === "invalid_value" && "values" in issue) return `expected one of ${issue.values.map(String).join(", ")}`;
-  if (issue.code === "invalid_format") return `expected a valid ${issue.format === "url" ? "URL such as http://mirror.lab:8080" : issue.format}`;
+  if (issue.code === "invalid_format")
+    return `expected a valid ${issue.format === "url" ? "URL such as http://mirror.lab:8080" : issue.format}`;
   if (issue.code === "too_small") return `expected at least ${String(issue.minimum)}`;
   if (issue.code === "too_big") return `expected at most ${String(issue.maximum)}`;
   return `expected ${issue.message.replace(/^Invalid input: expected /, "")}`;
@@ -288,7 +299,10 @@ function readFileLayer(file: string): Record<string, unknown> {
     });
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new AgentError("IA_ERR_CONFIG_FILE", `config file ${file}: expected a mapping of settings at the top level, got ${Array.isArray(parsed) ? "a list" : typeof parsed}`);
+    throw new AgentError(
+      "IA_ERR_CONFIG_FILE",
+      `config file ${file}: expected a mapping of settings at the top level, got ${Array.isArray(parsed) ? "a list" : typeof parsed}`,
+    );
   }
   return parsed as Record<string, unknown>;
 }
@@ -311,7 +325,8 @@ export function loadConfig(options: LoadConfigOptions): LoadedConfig {
   const explicitFile = (configFlag as string | undefined) ?? env.IAGENT_CONFIG;
   const defaultFile = path.resolve(cwd, "instrument-agent.yaml");
   const configFile = explicitFile !== undefined ? path.resolve(cwd, explicitFile) : existsSync(defaultFile) ? defaultFile : undefined;
-  const fileLayer = configFile === undefined ? {} : validateLayer(readFileLayer(configFile), (k) => `${k} in ${configFile}`, "IA_ERR_CONFIG");
+  const fileLayer =
+    configFile === undefined ? {} : validateLayer(readFileLayer(configFile), (k) => `${k} in ${configFile}`, "IA_ERR_CONFIG");
 
   const defaults = { ...CONFIG_DEFAULTS, ...options.commandDefaults };
   const sources: LoadedConfig["sources"] = {};

@@ -27,9 +27,15 @@ export function consoleBanner(agent: LoadedAgent): string {
  * What a console prints for `/scpi <query>`: the instrument's reply, or a line saying why
  * not (no instrument, no query, refused by the allowlist, unreachable). Never throws.
  */
-export async function scpiCommandReply(scpi: ((query: string) => Promise<string>) | undefined, query: string): Promise<{ text: string; failed: boolean }> {
+export async function scpiCommandReply(
+  scpi: ((query: string) => Promise<string>) | undefined,
+  query: string,
+): Promise<{ text: string; failed: boolean }> {
   if (!scpi) {
-    return { text: "no instrument is configured: start the agent with --instrument tcp://host:5025, serial://..., prologix://... or sim", failed: false };
+    return {
+      text: "no instrument is configured: start the agent with --instrument tcp://host:5025, serial://..., prologix://... or sim",
+      failed: false,
+    };
   }
   if (query === "") return { text: "usage: /scpi <query>, e.g. /scpi *IDN?", failed: false };
   try {

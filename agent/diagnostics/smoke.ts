@@ -117,7 +117,9 @@ async function resolveSmokeModel(config: AgentConfig, facts: HostFacts | null, l
     const planned = listCatalog().find((e) => e.id === planForCatalog(facts, config, true).model.id);
     if (planned && existsSync(path.resolve(config.modelsDir, planned.fileName))) return resolveModel(planned.id, resolveOptions);
   }
-  throw new Error(`no model given and none present in ${path.resolve(config.modelsDir)}: pass --model <file> (or --model demo), or fetch one with \`${selfCommand()} models pull <id>\``);
+  throw new Error(
+    `no model given and none present in ${path.resolve(config.modelsDir)}: pass --model <file> (or --model demo), or fetch one with \`${selfCommand()} models pull <id>\``,
+  );
 }
 
 export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
@@ -132,7 +134,10 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     const found = await probes.probeHost();
     report.host = found;
     const engine = chooseEngine(found, findEngineInstall());
-    return { value: found, detail: describeHost(found, engine.kind === "localBuild" ? `local build ${engine.folder}` : "prebuilt binaries") };
+    return {
+      value: found,
+      detail: describeHost(found, engine.kind === "localBuild" ? `local build ${engine.folder}` : "prebuilt binaries"),
+    };
   });
 
   const prepared = await checks.run("model file valid", async () => {
@@ -150,9 +155,15 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     const plan = planForFile(facts, config, prepared.model, prepared.summary);
     report.plan = plan;
     runtime = await checks.run("model loads", async () => {
-      const loaded = await probes.loadRuntime(config.engine, { ...runtimeOptions(config, prepared.model, plan, logger), parallelSequences: 1 });
+      const loaded = await probes.loadRuntime(config.engine, {
+        ...runtimeOptions(config, prepared.model, plan, logger),
+        parallelSequences: 1,
+      });
       const info = loaded.info;
-      return { value: loaded, detail: `loaded in ${info.loadMs} ms: ${info.threads} threads, context ${info.contextSize} tokens, ${info.backend}, engine ${info.engine}` };
+      return {
+        value: loaded,
+        detail: `loaded in ${info.loadMs} ms: ${info.threads} threads, context ${info.contextSize} tokens, ${info.backend}, engine ${info.engine}`,
+      };
     });
   }
 
@@ -187,7 +198,11 @@ async function modelChecks(
     });
     const n = answer.usage.completionTokens;
     const why = answer.finishReason === "length" ? "" : ` (the model ended its answer after ${n})`;
-    return { value: answer, ok: n > 0, detail: `${n} tokens in ${Math.round(answer.timings.totalMs)} ms${why}: ${JSON.stringify(answer.text.slice(0, 60))}` };
+    return {
+      value: answer,
+      ok: n > 0,
+      detail: `${n} tokens in ${Math.round(answer.timings.totalMs)} ms${why}: ${JSON.stringify(answer.text.slice(0, 60))}`,
+    };
   });
   if (!result) {
     checks.blocked(speedName, "generation failed");
@@ -198,7 +213,11 @@ async function modelChecks(
       const tps = result.timings.tokensPerSecond;
       if (result.usage.completionTokens < 2) return { value: tps, ok: false, detail: "too few tokens to measure a speed" };
       const ok = tps >= floor;
-      return { value: tps, ok, detail: `${formatSpeed(tps)} (floor ${formatSpeed(floor)}), first token after ${Math.round(result.timings.ttftMs)} ms` };
+      return {
+        value: tps,
+        ok,
+        detail: `${formatSpeed(tps)} (floor ${formatSpeed(floor)}), first token after ${Math.round(result.timings.ttftMs)} ms`,
+      };
     });
   }
   await checks.run("mlock as planned", async () => {
@@ -228,14 +247,18 @@ async function transportChecks(checks: Checks, config: AgentConfig, probes: Smok
 /** The human form: one line per check, then the speed and the verdict. */
 export function renderSmoke(report: SmokeReport): string {
   const nameWidth = Math.max(...report.checks.map((c) => c.name.length));
-  const lines = report.checks.map((c) => `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(nameWidth)}  ${String(c.ms).padStart(6)} ms  ${c.detail}`);
+  const lines = report.checks.map(
+    (c) => `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(nameWidth)}  ${String(c.ms).padStart(6)} ms  ${c.detail}`,
+  );
   if (report.tokensPerSecond !== null) {
     lines.push("", `speed: ${formatSpeed(report.tokensPerSecond)}, first token after ${Math.round(report.ttftMs ?? 0)} ms`);
   }
   const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
   const passed = report.checks.length - failed.length;
   lines.push(
-    report.ok ? `smoke: all ${report.checks.length} checks passed` : `smoke: FAILED ${failed.length} of ${report.checks.length} checks (${failed.join(", ")}); ${passed} passed`,
+    report.ok
+      ? `smoke: all ${report.checks.length} checks passed`
+      : `smoke: FAILED ${failed.length} of ${report.checks.length} checks (${failed.join(", ")}); ${passed} passed`,
   );
   return `${lines.join("\n")}\n`;
 }
@@ -280,7 +303,10 @@ export function realSmokeProbes(): SmokeProbes {
 /** A message published and received back through the configured broker, with this agent's login. */
 async function mqttEcho(url: string, config: AgentConfig, signal: AbortSignal): Promise<string> {
   if (url === "embedded") return "embedded broker: runs inside `run`, nothing to reach from here";
-  const [{ brokerRoundTrip, displayUrl }, { agentIdFrom, brokerClientOptionsFrom }] = await Promise.all([import("../transports/mqtt/mqttTransport.js"), import("../transports/mqtt/mqttSettings.js")]);
+  const [{ brokerRoundTrip, displayUrl }, { agentIdFrom, brokerClientOptionsFrom }] = await Promise.all([
+    import("../transports/mqtt/mqttTransport.js"),
+    import("../transports/mqtt/mqttSettings.js"),
+  ]);
   const topic = `${config.mqttPrefix}/${agentIdFrom(config)}/smoke/${process.pid}-${Date.now()}`;
   const ms = await brokerRoundTrip(brokerClientOptionsFrom(config, `iagent-smoke-${process.pid}`), topic, signal);
   return `${displayUrl(url)}: published and received on ${topic} in ${ms} ms`;

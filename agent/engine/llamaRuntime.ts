@@ -1,6 +1,17 @@
 import { readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import type { BatchItem, ChatHistoryItem, CustomBatchingPrioritizationStrategy, Llama, LlamaChat, LlamaCompletion, LlamaContext, LlamaContextSequence, LlamaModel, PrioritizedBatchItem } from "node-llama-cpp";
+import type {
+  BatchItem,
+  ChatHistoryItem,
+  CustomBatchingPrioritizationStrategy,
+  Llama,
+  LlamaChat,
+  LlamaCompletion,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaModel,
+  PrioritizedBatchItem,
+} from "node-llama-cpp";
 import type { AgentConfig } from "../config/config.js";
 import { AgentError } from "../../common/errors.js";
 import { preflightEngine } from "./preflight.js";
@@ -51,7 +62,6 @@ export interface LlamaRuntimeOptions {
   /** Load progress from 0 to 1. */
   onLoadProgress?: (fraction: number) => void;
 }
-
 
 /** What node-llama-cpp 3.21.1 is given for the GPU and NUMA settings (`getLlama` and `loadModel` options). */
 export interface LlamaBackendOptions {
@@ -239,7 +249,15 @@ export class LlamaRuntime implements EngineRuntime {
   #threads: ThreadAdapter | undefined;
   #disposed = false;
 
-  private constructor(info: RuntimeInfo, llama: Llama, model: LlamaModel, context: LlamaContext, slots: Slot[], batching: BatchingState, threads: ThreadAdapter | undefined) {
+  private constructor(
+    info: RuntimeInfo,
+    llama: Llama,
+    model: LlamaModel,
+    context: LlamaContext,
+    slots: Slot[],
+    batching: BatchingState,
+    threads: ThreadAdapter | undefined,
+  ) {
     this.info = info;
     this.slots = slots.length;
     this.#llama = llama;
@@ -295,9 +313,13 @@ export class LlamaRuntime implements EngineRuntime {
     } catch (error) {
       await llama.dispose();
       const detail = llamaWarnings.slice(-3).join("; ");
-      throw new AgentError("IA_ERR_MODEL_LOAD", `${options.modelPath}: llama.cpp could not load the model (${(error as Error).message}${detail ? `; ${detail}` : ""})`, {
-        cause: error,
-      });
+      throw new AgentError(
+        "IA_ERR_MODEL_LOAD",
+        `${options.modelPath}: llama.cpp could not load the model (${(error as Error).message}${detail ? `; ${detail}` : ""})`,
+        {
+          cause: error,
+        },
+      );
     }
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     let context: LlamaContext;
@@ -309,7 +331,18 @@ export class LlamaRuntime implements EngineRuntime {
         // With a minimum of 1, `llama.maxThreads` can lower the count per batch (threadAdapter.ts).
         threads: options.adaptThreads ? { ideal: options.threads, min: 1 } : options.threads,
         flashAttention: FLASH_ATTENTION,
-        ...(parallel > 1 ? { batching: { itemPrioritizationStrategy: gatherGeneratingSequences(() => batching.generating, () => queuedSequenceIds(batching.context), 32, batching) } } : {}),
+        ...(parallel > 1
+          ? {
+              batching: {
+                itemPrioritizationStrategy: gatherGeneratingSequences(
+                  () => batching.generating,
+                  () => queuedSequenceIds(batching.context),
+                  32,
+                  batching,
+                ),
+              },
+            }
+          : {}),
       });
     } catch (error) {
       await model.dispose();
@@ -360,7 +393,10 @@ export class LlamaRuntime implements EngineRuntime {
           cores: availableParallelism(),
           apply: (threads) => (llama.maxThreads = threads),
           onChange: (threads, others) =>
-            log.info({ threads, otherProcessesCores: Math.round(others * 100) / 100 }, threads < options.threads ? "other processes keep the cores busy: fewer threads" : "cores free again: planned threads"),
+            log.info(
+              { threads, otherProcessesCores: Math.round(others * 100) / 100 },
+              threads < options.threads ? "other processes keep the cores busy: fewer threads" : "cores free again: planned threads",
+            ),
         })
       : undefined;
     return new LlamaRuntime(info, llama, model, context, slots, batching, adapter);
@@ -379,7 +415,10 @@ export class LlamaRuntime implements EngineRuntime {
   static #mlockState(requested: boolean, warnings: string[], weightBytes: number, offloaded: boolean): MlockState {
     const lockedBytes = readLockedBytes();
     if (!requested) return { requested, locked: false, lockedBytes, detail: "mlock off as planned" };
-    const failure = warnings.find((w) => MLOCK_FAILURE.test(w))?.split("\n")[0]?.replace(/^warning:\s*/, "");
+    const failure = warnings
+      .find((w) => MLOCK_FAILURE.test(w))
+      ?.split("\n")[0]
+      ?.replace(/^warning:\s*/, "");
     const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20).toLocaleString("en-US")} MiB`;
     // Node itself locks nothing, but the count is per process: the weights count as locked when
     // it covers nearly all of them (llama.cpp's buffers round up, never down).
@@ -414,7 +453,6 @@ export class LlamaRuntime implements EngineRuntime {
     return { peakRssBytes: peakRssBytes(), orderedBatches, reorderedBatches, unorderedBatches };
   }
 
-
   async generate(slotIndex: number, request: GenerateRequest): Promise<GenerateResult> {
     if (this.#disposed) throw new AgentError("IA_ERR_DISPOSED", "the model runtime is shutting down");
     const slot = this.#slots[slotIndex];
@@ -433,7 +471,8 @@ export class LlamaRuntime implements EngineRuntime {
       topK: params.topK,
       topP: params.topP,
       seed: params.seed,
-      repeatPenalty: params.repeatPenalty === undefined ? undefined : params.repeatPenalty === 1 ? (false as const) : { penalty: params.repeatPenalty },
+      repeatPenalty:
+        params.repeatPenalty === undefined ? undefined : params.repeatPenalty === 1 ? (false as const) : { penalty: params.repeatPenalty },
       signal: request.signal,
       stopOnAbortSignal: true,
       onToken: () => {

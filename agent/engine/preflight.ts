@@ -136,7 +136,10 @@ const LOW = osConstants.priority.PRIORITY_BELOW_NORMAL;
 export function applyProcessPriority(shape: DeploymentShape, setting: PrioritySetting): PriorityOutcome {
   const wantLow = setting === "low" || (setting === "auto" && shape === "on-instrument");
   if (!wantLow) {
-    return { value: describePriority(safeGetPriority()), reason: setting === "normal" ? "Left as started: --priority normal." : `Left as started: the agent runs ${shape}.` };
+    return {
+      value: describePriority(safeGetPriority()),
+      reason: setting === "normal" ? "Left as started: --priority normal." : `Left as started: the agent runs ${shape}.`,
+    };
   }
   try {
     if (safeGetPriority() < LOW) setPriority(LOW);

@@ -25,7 +25,16 @@ export function parseCpuSample(procStat: string, selfStat: string): CpuSample | 
   if (!line) return null;
   const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
   if (fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return null;
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields as [number, number, number, number, number, number, number, number];
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = fields as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   // The command name may hold spaces and parentheses: fields count from the last ')'.
   const rest = selfStat.slice(selfStat.lastIndexOf(")") + 2).split(" ");
   const utime = Number(rest[11]);

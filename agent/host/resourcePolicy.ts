@@ -206,24 +206,34 @@ function decideThreads(input: PlanInput, cores: Cores, reserve: Reserve, warning
         `${count(requested, "thread")} requested, but ${count(cores.cores, "physical core")} minus ${reserve.cores} reserved leaves ${Math.max(0, room)}: generation will compete with what the reserve protects.`,
       );
     }
-    return { value: requested, reason: `${count(requested, "thread")} as requested; the host has ${count(cores.cores, "physical core")}.${coreNote}` };
+    return {
+      value: requested,
+      reason: `${count(requested, "thread")} as requested; the host has ${count(cores.cores, "physical core")}.${coreNote}`,
+    };
   }
   const value = Math.min(THREAD_CAP, Math.max(1, room));
   let why = `${count(cores.cores, "physical core")} minus ${reserve.cores} reserved = ${room}`;
   if (room < 1) {
     why += `, raised to 1 (the agent shares a core with what the reserve protects)`;
-    warnings.push(`Only ${count(cores.cores, "physical core")} and ${reserve.cores} reserved: the one generation thread shares a core with the instrument.`);
+    warnings.push(
+      `Only ${count(cores.cores, "physical core")} and ${reserve.cores} reserved: the one generation thread shares a core with the instrument.`,
+    );
   } else if (room > THREAD_CAP) {
     why += `, capped at ${THREAD_CAP} because decoding is memory-bound and more threads rarely help`;
   }
-  return { value, reason: `${count(value, "thread")}: ${why}; never more than the physical cores (4 threads on a busy 2-core host decoded about 50 times slower).${coreNote}` };
+  return {
+    value,
+    reason: `${count(value, "thread")}: ${why}; never more than the physical cores (4 threads on a busy 2-core host decoded about 50 times slower).${coreNote}`,
+  };
 }
 
 /** The int8 dot-product instructions that make Q8_0 fast, by name; empty when none or unknown. */
 function int8Features(facts: HostFacts): string[] {
   const flags = facts.cpuFlags;
   if (flags === null) return [];
-  return [flags.avx512Vnni && "AVX-512 VNNI", flags.avxVnni && "AVX-VNNI", flags.amx && "AMX"].filter((name): name is string => typeof name === "string");
+  return [flags.avx512Vnni && "AVX-512 VNNI", flags.avxVnni && "AVX-VNNI", flags.amx && "AMX"].filter(
+    (name): name is string => typeof name === "string",
+  );
 }
 
 /**
@@ -305,7 +315,10 @@ function chooseCandidate(
   warnings: string[],
 ): ModelChoice {
   if (candidates.length === 0) {
-    throw new AgentError("IA_ERR_MODEL_NOT_FOUND", "the resource policy was given no model candidates: expected at least one catalog entry");
+    throw new AgentError(
+      "IA_ERR_MODEL_NOT_FOUND",
+      "the resource policy was given no model candidates: expected at least one catalog entry",
+    );
   }
   let pool = candidates.filter((c) => c.available);
   let poolNote = `${pool.length} of ${candidates.length} catalog models are available (present or downloadable)`;
@@ -333,7 +346,9 @@ function chooseCandidate(
     const larger = ordered.slice(0, index).filter((c) => c.baseModel !== chosen.baseModel);
     const nextLarger = larger.sort((a, b) => needOf(a) - needOf(b))[0];
     const largerNote =
-      nextLarger === undefined ? "" : ` Larger models do not fit (the least demanding, ${nextLarger.id}, needs ${formatBytes(needOf(nextLarger))}).`;
+      nextLarger === undefined
+        ? ""
+        : ` Larger models do not fit (the least demanding, ${nextLarger.id}, needs ${formatBytes(needOf(nextLarger))}).`;
     return {
       footprint: chosen.footprint,
       fits: true,
@@ -356,12 +371,22 @@ function chooseCandidate(
   };
 }
 
-function decideContext(input: PlanInput, footprint: ModelFootprint, budget: number, sequences: number, warnings: string[]): Decision<number> {
+function decideContext(
+  input: PlanInput,
+  footprint: ModelFootprint,
+  budget: number,
+  sequences: number,
+  warnings: string[],
+): Decision<number> {
   const trained = footprint.trainedContextLength;
   const requested = input.requested.contextSize;
   if (requested !== "auto") {
-    if (requested > trained) warnings.push(`Context ${n(requested)} exceeds the ${n(trained)} tokens ${footprint.id} was trained on: answers may degrade past that.`);
-    if (requested < MIN_CONTEXT) warnings.push(`Context ${n(requested)} is below ${MIN_CONTEXT} tokens: a system prompt and a question may not fit.`);
+    if (requested > trained)
+      warnings.push(
+        `Context ${n(requested)} exceeds the ${n(trained)} tokens ${footprint.id} was trained on: answers may degrade past that.`,
+      );
+    if (requested < MIN_CONTEXT)
+      warnings.push(`Context ${n(requested)} is below ${MIN_CONTEXT} tokens: a system prompt and a question may not fit.`);
     return { value: requested, reason: `${n(requested)} tokens as requested (${footprint.id} was trained on ${n(trained)}).` };
   }
   const roomy = input.facts.totalMemBytes >= ROOMY_HOST_BYTES;
@@ -376,12 +401,18 @@ function decideContext(input: PlanInput, footprint: ModelFootprint, budget: numb
   const comfortable = steps.find((s) => s >= floor && total(s) <= budget * COMFORT);
   if (comfortable !== undefined) {
     const shrunk = comfortable < target ? `, shrunk from ${n(target)} so the need stays within 80% of the budget` : "";
-    return { value: comfortable, reason: `${n(comfortable)} tokens: ${targetWhy}${shrunk}; needs ${formatBytes(total(comfortable))} of the ${formatBytes(budget)} budget.` };
+    return {
+      value: comfortable,
+      reason: `${n(comfortable)} tokens: ${targetWhy}${shrunk}; needs ${formatBytes(total(comfortable))} of the ${formatBytes(budget)} budget.`,
+    };
   }
   const fitting = steps.find((s) => total(s) <= budget);
   if (fitting !== undefined) {
     const how = fitting < target ? "shrunk to the largest size that fits" : "it fits, though above 80% of the budget";
-    return { value: fitting, reason: `${n(fitting)} tokens: ${targetWhy}, ${how} (${formatBytes(total(fitting))} of the ${formatBytes(budget)} budget).` };
+    return {
+      value: fitting,
+      reason: `${n(fitting)} tokens: ${targetWhy}, ${how} (${formatBytes(total(fitting))} of the ${formatBytes(budget)} budget).`,
+    };
   }
   const smallest = steps.at(-1) ?? MIN_CONTEXT;
   return {
@@ -400,11 +431,17 @@ function decideParallel(input: PlanInput, cores: number, footprint: ModelFootpri
   for (let p = most; p >= 2; p--) {
     const need = estimateMemory(footprint, contextSize, p).totalBytes;
     if (need <= budget * COMFORT) {
-      return { value: p, reason: `${p} sequences: ${cores} physical cores can serve ${p} questions at once, and ${p} x ${n(contextSize)} tokens need ${formatBytes(need)} of the ${formatBytes(budget)} budget.` };
+      return {
+        value: p,
+        reason: `${p} sequences: ${cores} physical cores can serve ${p} questions at once, and ${p} x ${n(contextSize)} tokens need ${formatBytes(need)} of the ${formatBytes(budget)} budget.`,
+      };
     }
   }
   const need2 = estimateMemory(footprint, contextSize, 2).totalBytes;
-  return { value: 1, reason: `1 sequence: a second one at ${n(contextSize)} tokens would need ${formatBytes(need2)}, more than 80% of the ${formatBytes(budget)} budget.` };
+  return {
+    value: 1,
+    reason: `1 sequence: a second one at ${n(contextSize)} tokens would need ${formatBytes(need2)}, more than 80% of the ${formatBytes(budget)} budget.`,
+  };
 }
 
 /**
@@ -426,16 +463,23 @@ function memlockPermission(facts: HostFacts, lockBytes: number): { allowed: bool
   if (facts.platform === "win32" || facts.memlockLimitSource === "not-applicable") {
     return { allowed: true, why: "Windows has no memlock limit (llama.cpp uses VirtualLock and raises the working set)" };
   }
-  if (facts.memlockLimitSource === "rlimit" && facts.memlockLimitBytes === null) return { allowed: true, why: "the memlock limit (RLIMIT_MEMLOCK) is unlimited" };
+  if (facts.memlockLimitSource === "rlimit" && facts.memlockLimitBytes === null)
+    return { allowed: true, why: "the memlock limit (RLIMIT_MEMLOCK) is unlimited" };
   if (facts.memlockLimitSource === "rlimit" && facts.memlockLimitBytes !== null && facts.memlockLimitBytes >= lockBytes) {
-    return { allowed: true, why: `the memlock limit of ${formatBytes(facts.memlockLimitBytes)} covers the ${formatBytes(lockBytes)} model` };
+    return {
+      allowed: true,
+      why: `the memlock limit of ${formatBytes(facts.memlockLimitBytes)} covers the ${formatBytes(lockBytes)} model`,
+    };
   }
   const limit =
     facts.memlockLimitSource === "rlimit" && facts.memlockLimitBytes !== null
       ? `the memlock limit (RLIMIT_MEMLOCK) is ${formatBytes(facts.memlockLimitBytes)}`
       : "the memlock limit could not be read";
   if (facts.hasCapIpcLock === true) {
-    return { allowed: true, why: `${limit}, but the process has CAP_IPC_LOCK, which lifts the limit for the ${formatBytes(lockBytes)} model` };
+    return {
+      allowed: true,
+      why: `${limit}, but the process has CAP_IPC_LOCK, which lifts the limit for the ${formatBytes(lockBytes)} model`,
+    };
   }
   return {
     allowed: false,
@@ -445,7 +489,14 @@ function memlockPermission(facts: HostFacts, lockBytes: number): { allowed: bool
   };
 }
 
-function decideMlock(input: PlanInput, footprint: ModelFootprint, need: MemoryNeed, budget: number, warnings: string[], notices: string[]): Decision<boolean> {
+function decideMlock(
+  input: PlanInput,
+  footprint: ModelFootprint,
+  need: MemoryNeed,
+  budget: number,
+  warnings: string[],
+  notices: string[],
+): Decision<boolean> {
   const { facts } = input;
   const margin = Math.max(256 * MiB, Math.round(facts.totalMemBytes * 0.1));
   const fits = need.totalBytes + margin <= budget;
@@ -457,14 +508,21 @@ function decideMlock(input: PlanInput, footprint: ModelFootprint, need: MemoryNe
     case "off":
       return { value: false, reason: "Off as requested: the model stays mapped and the OS may page it out under pressure." };
     case "on":
-      if (!permission.allowed) warnings.push(`mlock was requested but will probably fail: ${permission.why}. The model then loads unlocked (llama.cpp only warns).`);
+      if (!permission.allowed)
+        warnings.push(
+          `mlock was requested but will probably fail: ${permission.why}. The model then loads unlocked (llama.cpp only warns).`,
+        );
       if (!fits) warnings.push(`mlock was requested but ${fitWhy}.`);
       return { value: true, reason: `On as requested; ${permission.allowed ? permission.why : "it will probably not take effect"}.` };
     case "auto":
       // `auto` locks only when it will work and otherwise runs unlocked, said once at info:
       // here when the limit rules it out before loading, or by the runtime when a planned lock
       // did not take. It never fails a check or stops the agent.
-      if (footprint.demo) return { value: false, reason: "Off: the demo model is a small random-weight file for trying the plumbing, nothing worth pinning in RAM." };
+      if (footprint.demo)
+        return {
+          value: false,
+          reason: "Off: the demo model is a small random-weight file for trying the plumbing, nothing worth pinning in RAM.",
+        };
       if (!fits) return { value: false, reason: `Off: ${fitWhy}.` };
       if (!permission.allowed) {
         notices.push(`mlock auto: the model runs unlocked and may be paged out, because ${permission.why}.`);
@@ -480,12 +538,16 @@ function hostWarnings(facts: HostFacts, cores: number): string[] {
   if (facts.platform === "linux" && glibc !== undefined && glibc.length >= 2) {
     const [major = 0, minor = 0] = glibc;
     if (major < 2 || (major === 2 && minor < 34)) {
-      warnings.push(`glibc ${facts.glibcVersion} is older than 2.34: node-llama-cpp's prebuilt binaries will not load; build llama.cpp locally from the bundled source.`);
+      warnings.push(
+        `glibc ${facts.glibcVersion} is older than 2.34: node-llama-cpp's prebuilt binaries will not load; build llama.cpp locally from the bundled source.`,
+      );
     }
   }
   const load = facts.loadAverage?.[0];
   if (load !== undefined && load > cores) {
-    warnings.push(`The host is busy: load average ${load.toFixed(2)} on ${count(cores, "physical core")}; generation will be slower than benchmarks.`);
+    warnings.push(
+      `The host is busy: load average ${load.toFixed(2)} on ${count(cores, "physical core")}; generation will be slower than benchmarks.`,
+    );
   }
   return warnings;
 }
@@ -504,7 +566,11 @@ export function planResources(input: PlanInput): ResourcePlan {
   const choice: ModelChoice =
     "candidates" in input.model
       ? chooseCandidate(input.model.candidates, facts, budget, sizingSequences, sizingContext, warnings)
-      : { footprint: input.model, fits: true, reason: `${input.model.id} (${formatBytes(input.model.fileBytes)}): the model was named explicitly.` };
+      : {
+          footprint: input.model,
+          fits: true,
+          reason: `${input.model.id} (${formatBytes(input.model.fileBytes)}): the model was named explicitly.`,
+        };
   const footprint = choice.footprint;
 
   const contextSize = decideContext(input, footprint, budget, sizingSequences, warnings);

@@ -9,7 +9,12 @@ import type { Transport } from "../transports/transport.js";
  * Builds one transport from the loaded agent, or returns undefined when it is not configured.
  * `started` lists the transports already running (the console shows their state).
  */
-export type TransportFactory = (agent: LoadedAgent, config: AgentConfig, logger: Logger, started: readonly Transport[]) => Transport | undefined | Promise<Transport | undefined>;
+export type TransportFactory = (
+  agent: LoadedAgent,
+  config: AgentConfig,
+  logger: Logger,
+  started: readonly Transport[],
+) => Transport | undefined | Promise<Transport | undefined>;
 
 export interface RunOptions {
   config: AgentConfig;

@@ -27,7 +27,12 @@ export class Conversation {
   }
 
   /** `overrides` replace the configured system prompt or sampling for this turn (MQTT `system`, `params`). */
-  async ask(service: AnswerService, question: string, options: AnswerOptions = {}, overrides: Pick<AnswerRequest, "system" | "params"> = {}): Promise<GenerateResult> {
+  async ask(
+    service: AnswerService,
+    question: string,
+    options: AnswerOptions = {},
+    overrides: Pick<AnswerRequest, "system" | "params"> = {},
+  ): Promise<GenerateResult> {
     const messages: ChatMessage[] = [...this.#messages, { role: "user", content: question }];
     const result = await service.answer({ mode: "chat", messages, ...overrides }, options);
     if (result.finishReason !== "cancelled") {

@@ -147,10 +147,18 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   const prepared = await prepareModel(config, logger);
   const { plan, model } = prepared;
   logger.info(
-    { model: model.label, threads: plan.threads.value, contextSize: plan.contextSize.value, mlock: plan.mlock.value, parallel: plan.parallelSequences.value },
+    {
+      model: model.label,
+      threads: plan.threads.value,
+      contextSize: plan.contextSize.value,
+      mlock: plan.mlock.value,
+      parallel: plan.parallelSequences.value,
+    },
     "loading model",
   );
-  const bar = options.showProgress ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes }) : undefined;
+  const bar = options.showProgress
+    ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes })
+    : undefined;
   const { startEngine } = await import("../engine/process/engineProcess.js");
   const runtime = await startEngine(
     {
@@ -161,16 +169,21 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   );
   bar?.done();
   const queue = new RequestQueue({ slots: runtime.slots });
-  const service = new AnswerService(runtime, queue, {
-    system: config.system,
-    params: {
-      temperature: config.temperature,
-      topK: config.topK,
-      topP: config.topP,
-      repeatPenalty: config.repeatPenalty,
-      maxTokens: config.maxTokens,
-      seed: config.seed,
+  const service = new AnswerService(
+    runtime,
+    queue,
+    {
+      system: config.system,
+      params: {
+        temperature: config.temperature,
+        topK: config.topK,
+        topP: config.topP,
+        repeatPenalty: config.repeatPenalty,
+        maxTokens: config.maxTokens,
+        seed: config.seed,
+      },
     },
-  }, { contextProvider: instrument?.contextProvider });
+    { contextProvider: instrument?.contextProvider },
+  );
   return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query) : undefined };
 }

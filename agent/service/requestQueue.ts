@@ -78,7 +78,10 @@ export class RequestQueue {
     if (free !== undefined) return Promise.resolve(free);
     if (this.#waiting.length >= this.capacity) {
       return Promise.reject(
-        new AgentError("IA_ERR_QUEUE_FULL", `the queue is full (${this.running} answering, ${this.#waiting.length} waiting, capacity ${this.capacity}); try again later`),
+        new AgentError(
+          "IA_ERR_QUEUE_FULL",
+          `the queue is full (${this.running} answering, ${this.#waiting.length} waiting, capacity ${this.capacity}); try again later`,
+        ),
       );
     }
     return new Promise<number>((resolve, reject) => {

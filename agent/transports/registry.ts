@@ -8,7 +8,13 @@ import { consoleBanner, useColor } from "../console/consoleText.js";
 import { serialConsoleFactory } from "./serial/serialConsoleFactory.js";
 
 /** The console on this process's own terminal (`chat`, and `run` when a person is there). */
-export function createLocalConsole(agent: LoadedAgent, config: AgentConfig, logger: Logger, peers: readonly Transport[] = [], gate?: TerminalLogGate): LocalConsole {
+export function createLocalConsole(
+  agent: LoadedAgent,
+  config: AgentConfig,
+  logger: Logger,
+  peers: readonly Transport[] = [],
+  gate?: TerminalLogGate,
+): LocalConsole {
   return new LocalConsole({
     input: process.stdin,
     output: process.stdout,
@@ -36,6 +42,7 @@ const mqttApi: TransportFactory = async (agent, config, logger) => {
  * prompt; `gate` carries the log lines that share its terminal.
  */
 export function transportFactories(gate: TerminalLogGate | undefined): TransportFactory[] {
-  const localConsole: TransportFactory = (agent, config, logger, started) => (process.stdin.isTTY ? createLocalConsole(agent, config, logger, started, gate) : undefined);
+  const localConsole: TransportFactory = (agent, config, logger, started) =>
+    process.stdin.isTTY ? createLocalConsole(agent, config, logger, started, gate) : undefined;
   return [mqttApi, serialConsoleFactory, localConsole];
 }

@@ -84,7 +84,15 @@ export async function listSerialPorts(): Promise<{ ports: SerialPortInfo[]; erro
   try {
     const { SerialPort } = await loadSerialPort();
     const ports = await SerialPort.list();
-    return { ports: ports.map((p) => ({ path: p.path, manufacturer: p.manufacturer, serialNumber: p.serialNumber, vendorId: p.vendorId, productId: p.productId })) };
+    return {
+      ports: ports.map((p) => ({
+        path: p.path,
+        manufacturer: p.manufacturer,
+        serialNumber: p.serialNumber,
+        vendorId: p.vendorId,
+        productId: p.productId,
+      })),
+    };
   } catch (error) {
     return { ports: [], error: (error as Error).message };
   }

@@ -33,7 +33,19 @@ export const GgufValueType = {
 export type GgufValueType = (typeof GgufValueType)[keyof typeof GgufValueType];
 
 const VALUE_TYPE_NAMES: readonly string[] = [
-  "uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "bool", "string", "array", "uint64", "int64", "float64",
+  "uint8",
+  "int8",
+  "uint16",
+  "int16",
+  "uint32",
+  "int32",
+  "float32",
+  "bool",
+  "string",
+  "array",
+  "uint64",
+  "int64",
+  "float64",
 ];
 
 export function isGgufValueType(value: number): value is GgufValueType {
@@ -179,9 +191,14 @@ const GGML_TYPE_INFO = new Map<number, GgmlTypeInfo>([
  * `type_traits`): gguf.cpp refuses a tensor of any of them.
  */
 const GGML_REMOVED_TYPES = new Map<number, string>([
-  [4, "Q4_2"], [5, "Q4_3"],
-  [31, "Q4_0_4_4"], [32, "Q4_0_4_8"], [33, "Q4_0_8_8"],
-  [36, "IQ4_NL_4_4"], [37, "IQ4_NL_4_8"], [38, "IQ4_NL_8_8"],
+  [4, "Q4_2"],
+  [5, "Q4_3"],
+  [31, "Q4_0_4_4"],
+  [32, "Q4_0_4_8"],
+  [33, "Q4_0_8_8"],
+  [36, "IQ4_NL_4_4"],
+  [37, "IQ4_NL_4_8"],
+  [38, "IQ4_NL_8_8"],
 ]);
 
 /** The name of a type id ggml has removed, or undefined. */
@@ -251,12 +268,42 @@ export interface GgufFile {
 
 /** llama.cpp's `LLAMA_FTYPE_*` (the `general.file_type` key) as the labels people use. */
 export const LLAMA_FILE_TYPE_LABELS: ReadonlyMap<number, string> = new Map([
-  [0, "F32"], [1, "F16"], [2, "Q4_0"], [3, "Q4_1"], [7, "Q8_0"], [8, "Q5_0"], [9, "Q5_1"],
-  [10, "Q2_K"], [11, "Q3_K_S"], [12, "Q3_K_M"], [13, "Q3_K_L"], [14, "Q4_K_S"], [15, "Q4_K_M"],
-  [16, "Q5_K_S"], [17, "Q5_K_M"], [18, "Q6_K"], [19, "IQ2_XXS"], [20, "IQ2_XS"], [21, "Q2_K_S"],
-  [22, "IQ3_XS"], [23, "IQ3_XXS"], [24, "IQ1_S"], [25, "IQ4_NL"], [26, "IQ3_S"], [27, "IQ3_M"],
-  [28, "IQ2_S"], [29, "IQ2_M"], [30, "IQ4_XS"], [31, "IQ1_M"], [32, "BF16"], [36, "TQ1_0"],
-  [37, "TQ2_0"], [38, "MXFP4_MOE"], [39, "NVFP4"], [40, "Q1_0"], [41, "Q2_0"],
+  [0, "F32"],
+  [1, "F16"],
+  [2, "Q4_0"],
+  [3, "Q4_1"],
+  [7, "Q8_0"],
+  [8, "Q5_0"],
+  [9, "Q5_1"],
+  [10, "Q2_K"],
+  [11, "Q3_K_S"],
+  [12, "Q3_K_M"],
+  [13, "Q3_K_L"],
+  [14, "Q4_K_S"],
+  [15, "Q4_K_M"],
+  [16, "Q5_K_S"],
+  [17, "Q5_K_M"],
+  [18, "Q6_K"],
+  [19, "IQ2_XXS"],
+  [20, "IQ2_XS"],
+  [21, "Q2_K_S"],
+  [22, "IQ3_XS"],
+  [23, "IQ3_XXS"],
+  [24, "IQ1_S"],
+  [25, "IQ4_NL"],
+  [26, "IQ3_S"],
+  [27, "IQ3_M"],
+  [28, "IQ2_S"],
+  [29, "IQ2_M"],
+  [30, "IQ4_XS"],
+  [31, "IQ1_M"],
+  [32, "BF16"],
+  [36, "TQ1_0"],
+  [37, "TQ2_0"],
+  [38, "MXFP4_MOE"],
+  [39, "NVFP4"],
+  [40, "Q1_0"],
+  [41, "Q2_0"],
 ]);
 
 /** The `general.file_type` value for the plain whole-model types the synthetic writer makes. */

@@ -72,12 +72,18 @@ async function regularFileSize(path: string): Promise<number> {
 function openError(path: string, error: unknown): AgentError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === "ENOENT" || code === "ENOTDIR") {
-    return new AgentError("IA_ERR_MODEL_NOT_FOUND", `${path}: no such model file; expected the path of an existing .gguf file`, { cause: error });
+    return new AgentError("IA_ERR_MODEL_NOT_FOUND", `${path}: no such model file; expected the path of an existing .gguf file`, {
+      cause: error,
+    });
   }
   if (code === "EISDIR") {
     return new AgentError("IA_ERR_MODEL_NOT_FILE", `${path}: the model path is a directory; expected a .gguf file`, { cause: error });
   }
-  return new AgentError("IA_ERR_MODEL_NOT_FILE", `${path}: the model file cannot be opened for reading (${code ?? String(error)}); expected a readable .gguf file`, { cause: error });
+  return new AgentError(
+    "IA_ERR_MODEL_NOT_FILE",
+    `${path}: the model file cannot be opened for reading (${code ?? String(error)}); expected a readable .gguf file`,
+    { cause: error },
+  );
 }
 
 /** Sequential reads over a file handle through one growable buffer. */
@@ -173,7 +179,9 @@ class BufferedFileReader {
   checkCount(count: number, minBytesEach: number, what: string): void {
     const needed = count * minBytesEach;
     if (!Number.isSafeInteger(count) || needed > MAX_HEADER_BYTES) {
-      throw this.malformed(`${what} is ${count}, which would need at least ${needed} bytes; expected a GGUF header smaller than ${MAX_HEADER_BYTES} bytes (the file has ${this.fileBytes})`);
+      throw this.malformed(
+        `${what} is ${count}, which would need at least ${needed} bytes; expected a GGUF header smaller than ${MAX_HEADER_BYTES} bytes (the file has ${this.fileBytes})`,
+      );
     }
     if (needed > this.remainingInFile) throw this.truncated(needed);
   }

@@ -115,7 +115,10 @@ function checkNoNestedArrays(file: GgufFile, fail: Fail): void {
   for (const [key, entry] of file.metadata) {
     const value = entry.value;
     if (typeof value === "object" && value.itemType === GgufValueType.ARRAY) {
-      throw fail("IA_ERR_GGUF_MALFORMED", `metadata key '${key}' is an array of arrays, which llama.cpp cannot read; expected an array of scalars or strings`);
+      throw fail(
+        "IA_ERR_GGUF_MALFORMED",
+        `metadata key '${key}' is an array of arrays, which llama.cpp cannot read; expected an array of scalars or strings`,
+      );
     }
   }
 }
@@ -167,7 +170,10 @@ function tensorDataBytes(tensor: GgufTensorInfo, fail: Fail): number {
   const info = ggmlTypeInfo(tensor.type);
   if (info === undefined) {
     const removed = ggmlRemovedTypeName(tensor.type);
-    const what = removed === undefined ? `ggml type ${tensor.type}, which this llama.cpp does not know` : `ggml type ${tensor.type} (${removed}), which ggml has removed`;
+    const what =
+      removed === undefined
+        ? `ggml type ${tensor.type}, which this llama.cpp does not know`
+        : `ggml type ${tensor.type} (${removed}), which ggml has removed`;
     throw fail(
       "IA_ERR_GGUF_TENSOR",
       `tensor '${tensor.name}': ${what}, shape ${shape}; expected a type such as F32, F16, BF16, Q8_0, Q4_0, Q4_K (ggml type ids ${idRanges(knownGgmlTypes())})`,
@@ -194,7 +200,7 @@ function shapeText(dims: readonly number[]): string {
 /** `0-3, 6-30, 34-35` for a sorted list of ids. */
 function idRanges(ids: readonly number[]): string {
   const ranges: string[] = [];
-  for (let i = 0; i < ids.length; ) {
+  for (let i = 0; i < ids.length;) {
     const first = ids[i] ?? 0;
     let last = first;
     while (ids[i + 1] === last + 1) last = ids[++i] ?? last;
@@ -204,7 +210,11 @@ function idRanges(ids: readonly number[]): string {
   return ranges.join(", ");
 }
 
-type ScalarOf<T extends GgufValueType> = T extends typeof GgufValueType.STRING ? string : T extends typeof GgufValueType.BOOL ? boolean : number;
+type ScalarOf<T extends GgufValueType> = T extends typeof GgufValueType.STRING
+  ? string
+  : T extends typeof GgufValueType.BOOL
+    ? boolean
+    : number;
 
 /** Typed metadata getters that fail the way llama.cpp's strict `get_key` would, but with a message. */
 class MetadataReader {
@@ -236,7 +246,8 @@ class MetadataReader {
   }
 
   positive(key: string, why: string, fallback?: number): number {
-    const value = fallback === undefined ? this.required(key, GgufValueType.UINT32, why) : (this.optional(key, GgufValueType.UINT32, why) ?? fallback);
+    const value =
+      fallback === undefined ? this.required(key, GgufValueType.UINT32, why) : (this.optional(key, GgufValueType.UINT32, why) ?? fallback);
     if (value <= 0) throw this.fail("IA_ERR_GGUF_METADATA", `metadata key '${key}' is ${value}; expected a positive uint32 (${why})`);
     return value;
   }
@@ -274,21 +285,32 @@ function readHparams(meta: MetadataReader, fail: Fail): Hparams {
   const contextLength = meta.positive(k("context_length"), "the trained context length");
   const embd = meta.positive(k("embedding_length"), "the hidden size");
   const blocks = meta.positive(k("block_count"), "the number of layers");
-  if (blocks > MAX_BLOCKS) throw fail("IA_ERR_GGUF_METADATA", `metadata key '${k("block_count")}' is ${blocks}; expected at most ${MAX_BLOCKS}`);
+  if (blocks > MAX_BLOCKS)
+    throw fail("IA_ERR_GGUF_METADATA", `metadata key '${k("block_count")}' is ${blocks}; expected at most ${MAX_BLOCKS}`);
   const ff = meta.positive(k("feed_forward_length"), `the FFN width; ${abort}`);
   const heads = meta.positive(k("attention.head_count"), `the attention head count; ${abort}`);
   const kvHeads = meta.positive(k("attention.head_count_kv"), "the KV head count", arch === "llama" ? heads : undefined);
   if (heads % kvHeads !== 0) {
-    throw fail("IA_ERR_GGUF_METADATA", `metadata key '${k("attention.head_count_kv")}' is ${kvHeads}, which does not divide ${heads} heads; expected a divisor of the head count`);
+    throw fail(
+      "IA_ERR_GGUF_METADATA",
+      `metadata key '${k("attention.head_count_kv")}' is ${kvHeads}, which does not divide ${heads} heads; expected a divisor of the head count`,
+    );
   }
   const eps = meta.required(k("attention.layer_norm_rms_epsilon"), GgufValueType.FLOAT32, "the RMS norm epsilon");
-  if (!(eps > 0)) throw fail("IA_ERR_GGUF_METADATA", `metadata key '${k("attention.layer_norm_rms_epsilon")}' is ${eps}; expected a small positive float32`);
+  if (!(eps > 0))
+    throw fail(
+      "IA_ERR_GGUF_METADATA",
+      `metadata key '${k("attention.layer_norm_rms_epsilon")}' is ${eps}; expected a small positive float32`,
+    );
   meta.optional(k("rope.freq_base"), GgufValueType.FLOAT32, "the RoPE base");
   const defaultHead = embd % heads === 0 ? embd / heads : undefined;
   const keyLength = meta.optional(k("attention.key_length"), GgufValueType.UINT32) ?? defaultHead;
   const valueLength = meta.optional(k("attention.value_length"), GgufValueType.UINT32) ?? defaultHead;
   if (keyLength === undefined || valueLength === undefined || keyLength <= 0) {
-    throw fail("IA_ERR_GGUF_METADATA", `the hidden size ${embd} is not a multiple of ${heads} heads and '${k("attention.key_length")}' is absent; expected a head width`);
+    throw fail(
+      "IA_ERR_GGUF_METADATA",
+      `the hidden size ${embd} is not a multiple of ${heads} heads and '${k("attention.key_length")}' is absent; expected a head width`,
+    );
   }
   const rot = meta.optional(k("rope.dimension_count"), GgufValueType.UINT32) ?? keyLength;
   if (valueLength !== keyLength || rot !== keyLength) {
@@ -308,16 +330,25 @@ function checkTokenizer(meta: MetadataReader, fail: Fail): number {
   if (model === "gpt2") meta.stringArray("tokenizer.ggml.merges", "the BPE merges a gpt2 tokenizer needs", true);
   const types = meta.array("tokenizer.ggml.token_type", GgufValueType.INT32, "one token type per token", false);
   if (types !== undefined && types.length < tokens.length) {
-    throw fail("IA_ERR_GGUF_METADATA", `metadata key 'tokenizer.ggml.token_type' has ${types.length} items; expected ${tokens.length}, one per token`);
+    throw fail(
+      "IA_ERR_GGUF_METADATA",
+      `metadata key 'tokenizer.ggml.token_type' has ${types.length} items; expected ${tokens.length}, one per token`,
+    );
   }
   const scores = meta.array("tokenizer.ggml.scores", GgufValueType.FLOAT32, "one score per token", false);
   if (scores !== undefined && scores.length < tokens.length) {
-    throw fail("IA_ERR_GGUF_METADATA", `metadata key 'tokenizer.ggml.scores' has ${scores.length} items; expected ${tokens.length}, one per token`);
+    throw fail(
+      "IA_ERR_GGUF_METADATA",
+      `metadata key 'tokenizer.ggml.scores' has ${scores.length} items; expected ${tokens.length}, one per token`,
+    );
   }
   for (const key of ["bos", "eos", "padding"]) {
     const id = meta.optional(`tokenizer.ggml.${key}_token_id`, GgufValueType.UINT32);
     if (id !== undefined && id >= tokens.length) {
-      throw fail("IA_ERR_GGUF_METADATA", `metadata key 'tokenizer.ggml.${key}_token_id' is ${id}; expected a token id below the vocabulary size ${tokens.length}`);
+      throw fail(
+        "IA_ERR_GGUF_METADATA",
+        `metadata key 'tokenizer.ggml.${key}_token_id' is ${id}; expected a token id below the vocabulary size ${tokens.length}`,
+      );
     }
   }
   return tokens.length;
@@ -376,14 +407,20 @@ function checkTensorShapes(file: GgufFile, hp: Hparams, vocab: number, fail: Fai
   for (const tensor of file.tensors) {
     const block = /^blk\.(\d+)\./.exec(tensor.name)?.[1];
     if (block !== undefined && Number(block) >= hp.blocks) {
-      throw fail("IA_ERR_GGUF_TENSOR", `tensor '${tensor.name}' belongs to block ${block} but '${hp.arch}.block_count' is ${hp.blocks}; expected blocks 0-${hp.blocks - 1}`);
+      throw fail(
+        "IA_ERR_GGUF_TENSOR",
+        `tensor '${tensor.name}' belongs to block ${block} but '${hp.arch}.block_count' is ${hp.blocks}; expected blocks 0-${hp.blocks - 1}`,
+      );
     }
   }
   for (const expected of expectedTensors(hp, vocab, (name) => byName.has(name))) {
     const tensor = byName.get(expected.name);
     if (tensor === undefined) {
       if (!expected.required) continue;
-      throw fail("IA_ERR_GGUF_TENSOR", `tensor '${expected.name}' is missing; expected shape [${expected.dims.join(", ")}] for a ${hp.arch} model of ${hp.blocks} blocks`);
+      throw fail(
+        "IA_ERR_GGUF_TENSOR",
+        `tensor '${expected.name}' is missing; expected shape [${expected.dims.join(", ")}] for a ${hp.arch} model of ${hp.blocks} blocks`,
+      );
     }
     if (!sameShape(tensor.dims, expected.dims)) {
       throw fail(

@@ -159,7 +159,8 @@ function tensorProblem(
 ): string | undefined {
   const { name, dims, type } = source;
   if (names.has(name)) return "appears twice; expected unique tensor names";
-  if (Buffer.byteLength(name) >= GGML_MAX_NAME) return `has a name of ${Buffer.byteLength(name)} bytes; expected fewer than ${GGML_MAX_NAME}`;
+  if (Buffer.byteLength(name) >= GGML_MAX_NAME)
+    return `has a name of ${Buffer.byteLength(name)} bytes; expected fewer than ${GGML_MAX_NAME}`;
   if (dims.length === 0 || dims.length > GGML_MAX_DIMS) return `has ${dims.length} dimensions; expected 1 to ${GGML_MAX_DIMS}`;
   if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) return `has dimensions [${dims.join(", ")}]; expected non-negative integers`;
   if (byteSize === undefined) {
@@ -173,12 +174,20 @@ function alignmentFrom(path: string, entries: readonly (readonly [string, GgufMe
   if (entry === undefined) return GGUF_DEFAULT_ALIGNMENT;
   const value = entry.value;
   if (entry.type !== GgufValueType.UINT32 || typeof value !== "number" || value === 0 || (value & (value - 1)) !== 0) {
-    throw new AgentError("IA_ERR_GGUF_MALFORMED", `${path}: metadata key '${GGUF_ALIGNMENT_KEY}' is ${String(value)}; expected a uint32 power of two`);
+    throw new AgentError(
+      "IA_ERR_GGUF_MALFORMED",
+      `${path}: metadata key '${GGUF_ALIGNMENT_KEY}' is ${String(value)}; expected a uint32 power of two`,
+    );
   }
   return value;
 }
 
-function encodeHeader(path: string, version: number, entries: readonly (readonly [string, GgufMetadataEntry])[], tensors: readonly GgufTensorInfo[]): Buffer {
+function encodeHeader(
+  path: string,
+  version: number,
+  entries: readonly (readonly [string, GgufMetadataEntry])[],
+  tensors: readonly GgufTensorInfo[],
+): Buffer {
   const out = new ByteEncoder();
   out.u32(GGUF_MAGIC);
   out.u32(version);
@@ -241,15 +250,32 @@ function encodeValue(out: ByteEncoder, type: GgufValueType, value: GgufValue, wh
   if (typeof value !== "number") throw wrong();
   try {
     switch (type) {
-      case GgufValueType.UINT8: out.put(1, (b, o) => b.writeUInt8(value, o)); break;
-      case GgufValueType.INT8: out.put(1, (b, o) => b.writeInt8(value, o)); break;
-      case GgufValueType.UINT16: out.put(2, (b, o) => b.writeUInt16LE(value, o)); break;
-      case GgufValueType.INT16: out.put(2, (b, o) => b.writeInt16LE(value, o)); break;
-      case GgufValueType.UINT32: out.put(4, (b, o) => b.writeUInt32LE(value, o)); break;
-      case GgufValueType.INT32: out.put(4, (b, o) => b.writeInt32LE(value, o)); break;
-      case GgufValueType.FLOAT32: out.put(4, (b, o) => b.writeFloatLE(value, o)); break;
-      case GgufValueType.FLOAT64: out.put(8, (b, o) => b.writeDoubleLE(value, o)); break;
-      default: throw wrong();
+      case GgufValueType.UINT8:
+        out.put(1, (b, o) => b.writeUInt8(value, o));
+        break;
+      case GgufValueType.INT8:
+        out.put(1, (b, o) => b.writeInt8(value, o));
+        break;
+      case GgufValueType.UINT16:
+        out.put(2, (b, o) => b.writeUInt16LE(value, o));
+        break;
+      case GgufValueType.INT16:
+        out.put(2, (b, o) => b.writeInt16LE(value, o));
+        break;
+      case GgufValueType.UINT32:
+        out.put(4, (b, o) => b.writeUInt32LE(value, o));
+        break;
+      case GgufValueType.INT32:
+        out.put(4, (b, o) => b.writeInt32LE(value, o));
+        break;
+      case GgufValueType.FLOAT32:
+        out.put(4, (b, o) => b.writeFloatLE(value, o));
+        break;
+      case GgufValueType.FLOAT64:
+        out.put(8, (b, o) => b.writeDoubleLE(value, o));
+        break;
+      default:
+        throw wrong();
     }
   } catch (error) {
     // Node throws RangeError for a value outside the type's range.

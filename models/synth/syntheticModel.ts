@@ -55,7 +55,10 @@ const FILE_TYPE_OF: Readonly<Record<SyntheticWeightType, number>> = {
 export async function writeSyntheticModel(options: WriteSyntheticModelOptions): Promise<SyntheticModelResult> {
   const shape = typeof options.shape === "string" ? syntheticShape(options.shape) : options.shape;
   if (!SYNTHETIC_WEIGHT_TYPES.includes(options.type)) {
-    throw new AgentError("IA_ERR_USAGE", `unknown synthetic weight type '${String(options.type)}'; expected one of ${SYNTHETIC_WEIGHT_TYPES.join(", ")}`);
+    throw new AgentError(
+      "IA_ERR_USAGE",
+      `unknown synthetic weight type '${String(options.type)}'; expected one of ${SYNTHETIC_WEIGHT_TYPES.join(", ")}`,
+    );
   }
   const seed = (options.seed ?? 1) >>> 0;
   const plan = planSyntheticModel(shape, options.type);
@@ -173,7 +176,7 @@ function* tensorChunks(tensor: SyntheticTensorPlan, seed: number, buffers: Alter
   // Whole blocks per chunk, so every chunk starts at a block boundary.
   const chunkBytes = Math.floor(buffers.size / info.typeSize) * info.typeSize;
   const range = weightRange(tensor);
-  for (let done = 0; done < total; ) {
+  for (let done = 0; done < total;) {
     const length = Math.min(chunkBytes, total - done);
     const buffer = buffers.take();
     rng.fill(buffer, length);
@@ -232,7 +235,7 @@ export function halfBits(value: number): number {
   const exponent = Math.floor(Math.log2(value));
   const mantissa = Math.round((value / 2 ** exponent - 1) * 1024);
   if (exponent < -14 || exponent > 15) throw new AgentError("IA_ERR_INTERNAL", `${value} is not a normal f16 value`);
-  return mantissa === 1024 ? ((exponent + 16) << 10) : ((exponent + 15) << 10) | mantissa;
+  return mantissa === 1024 ? (exponent + 16) << 10 : ((exponent + 15) << 10) | mantissa;
 }
 
 /** Marsaglia's xorshift32: fast, seedable, plenty for random weights. */

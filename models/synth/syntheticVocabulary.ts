@@ -186,11 +186,12 @@ function buildBpe(limit: number): { tokens: string[]; merges: string[] } {
   const bpe = new BpeBuilder(limit);
   const steps: (() => void)[] = [
     () => ["  ", "    ", "\n\n", "\n  ", "\n    ", "        ", ". ", ", ", "()", "{}", "[]", "://", "..."].forEach((t) => bpe.addText(t)),
-    () => COMMON_WORDS.split(" ").forEach((w) => {
-      bpe.addText(` ${w}`);
-      bpe.addText(w);
-      bpe.addText(` ${w.charAt(0).toUpperCase()}${w.slice(1)}`);
-    }),
+    () =>
+      COMMON_WORDS.split(" ").forEach((w) => {
+        bpe.addText(` ${w}`);
+        bpe.addText(w);
+        bpe.addText(` ${w.charAt(0).toUpperCase()}${w.slice(1)}`);
+      }),
     () => [...COMMON_CJK].forEach((c) => bpe.addText(c)),
     () => letterSequences(bpe, 2),
     () => letterSequences(bpe, 3),
@@ -201,7 +202,8 @@ function buildBpe(limit: number): { tokens: string[]; merges: string[] } {
     if (bpe.full) break;
     step();
   }
-  if (!bpe.full) throw new AgentError("IA_ERR_INTERNAL", `synthetic vocabulary generator ran out of merges at ${bpe.tokens.length} of ${limit} tokens`);
+  if (!bpe.full)
+    throw new AgentError("IA_ERR_INTERNAL", `synthetic vocabulary generator ran out of merges at ${bpe.tokens.length} of ${limit} tokens`);
   return { tokens: bpe.tokens, merges: bpe.merges };
 }
 

@@ -25,7 +25,8 @@ export interface RunOptions {
  * `copy` (no dist/, models-data or state-data) and node_modules linked from this one.
  */
 export function unbuiltCheckout(copy: string, extra: string[] = []): string {
-  for (const part of ["agent", "common", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", ...extra]) cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
+  for (const part of ["agent", "common", "models", "firmware-bridge", "deploy", "package.json", "tsconfig.json", ...extra])
+    cpSync(path.join(ROOT, part), path.join(copy, part), { recursive: true });
   symlinkSync(path.join(ROOT, "node_modules"), path.join(copy, "node_modules"), "dir");
   return copy;
 }
@@ -50,7 +51,11 @@ export function runAgent(args: string[], options: RunOptions = {}): Promise<RunR
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`instrument-agent ${args.join(" ")} did not finish in ${options.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `instrument-agent ${args.join(" ")} did not finish in ${options.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`,
+        ),
+      );
     }, options.timeoutMs ?? 60_000);
     child.on("error", reject);
     child.on("close", (code, signal) => {

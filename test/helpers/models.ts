@@ -22,7 +22,12 @@ export function tempDir(prefix = "iagent-test-"): string {
 }
 
 /** Writes a random-weight model with the project's own writer; nothing is downloaded. */
-export async function synthModel(dir: string, shape: SyntheticShapeName = "tiny", type: SyntheticWeightType = "q8_0", seed = 1): Promise<string> {
+export async function synthModel(
+  dir: string,
+  shape: SyntheticShapeName = "tiny",
+  type: SyntheticWeightType = "q8_0",
+  seed = 1,
+): Promise<string> {
   const outPath = path.join(dir, `${shape}-${type}-${seed}.gguf`);
   await writeSyntheticModel({ shape, type, seed, outPath });
   return outPath;

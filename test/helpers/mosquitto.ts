@@ -31,7 +31,9 @@ function findBinary(name: string): string {
     const candidate = path.join(dir, name);
     if (existsSync(candidate)) return candidate;
   }
-  throw new Error(`${name} is not installed: apt-get install mosquitto mosquitto-clients (the MQTT tests need a real broker; .ci/run installs it)`);
+  throw new Error(
+    `${name} is not installed: apt-get install mosquitto mosquitto-clients (the MQTT tests need a real broker; .ci/run installs it)`,
+  );
 }
 
 export function requireMosquittoClients(): { pub: string; sub: string } {
@@ -78,7 +80,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   if (options.users) {
     const passwd = path.join(dir, "passwd");
     writeFileSync(passwd, "");
-    for (const [user, password] of Object.entries(options.users)) execFileSync(findBinary("mosquitto_passwd"), ["-b", passwd, user, password]);
+    for (const [user, password] of Object.entries(options.users))
+      execFileSync(findBinary("mosquitto_passwd"), ["-b", passwd, user, password]);
     lines.push("allow_anonymous false", `password_file ${passwd}`);
   } else {
     lines.push("allow_anonymous true");

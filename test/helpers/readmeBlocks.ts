@@ -61,14 +61,23 @@ type Marker = { kind: "skip"; reason: string } | { kind: "background"; until: st
 
 function readMarker(text: string): Marker | string {
   const skip = /^skip:\s*(.*)$/.exec(text);
-  if (skip) return skip[1] ? { kind: "skip", reason: skip[1] } : "a skip marker needs a reason: <!-- readme-test: skip: <why it cannot run here> -->";
+  if (skip)
+    return skip[1]
+      ? { kind: "skip", reason: skip[1] }
+      : "a skip marker needs a reason: <!-- readme-test: skip: <why it cannot run here> -->";
   const background = /^background until "(.+)"$/.exec(text);
   if (background) return { kind: "background", until: background[1]! };
   if (text === "output") return { kind: "output" };
   return `unknown readme-test marker "${text}": expected skip: <reason>, background until "<text>", or output`;
 }
 
-function classify(lang: string, marker: Marker | undefined, file: string, line: number, problems: string[]): Pick<ReadmeBlock, "kind" | "interpreter" | "reason" | "until"> {
+function classify(
+  lang: string,
+  marker: Marker | undefined,
+  file: string,
+  line: number,
+  problems: string[],
+): Pick<ReadmeBlock, "kind" | "interpreter" | "reason" | "until"> {
   const interpreter = interpreterFor(lang);
   if (marker?.kind === "skip") return { kind: "skip", reason: marker.reason };
   if (marker?.kind === "output") return { kind: "output" };
@@ -80,7 +89,7 @@ function classify(lang: string, marker: Marker | undefined, file: string, line: 
   if (OUTPUT_LANGS.has(lang)) return { kind: "output" };
   problems.push(
     `${file}:${line}: a \`\`\`${lang || "(no language)"} block is neither run nor marked: make it a sh or python block that runs here, ` +
-      'or put <!-- readme-test: skip: <reason> --> (or <!-- readme-test: output -->) on the line before its fence',
+      "or put <!-- readme-test: skip: <reason> --> (or <!-- readme-test: output -->) on the line before its fence",
   );
   return { kind: "skip", reason: "unclassified" };
 }

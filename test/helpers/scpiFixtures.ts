@@ -5,7 +5,15 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /** The refusals the firmware-bridge issue lists: each must exit 2 and never reach the instrument. */
-export const REFUSED_LINES = [":FREQ:CENT 1e9", "*RST", ":sens:freq:cent 2e9", "FREQ:CENT?;:FREQ:CENT 1e9", "FREQ:CENT?\n*RST", ":SYST:PRES", ":INIT:CONT OFF"];
+export const REFUSED_LINES = [
+  ":FREQ:CENT 1e9",
+  "*RST",
+  ":sens:freq:cent 2e9",
+  "FREQ:CENT?;:FREQ:CENT 1e9",
+  "FREQ:CENT?\n*RST",
+  ":SYST:PRES",
+  ":INIT:CONT OFF",
+];
 
 export interface PtyPair {
   /** One end (the simulator's). */

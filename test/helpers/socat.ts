@@ -29,7 +29,9 @@ export class PtyPair {
 
   async start(): Promise<void> {
     requireSocat();
-    const child = spawn("socat", ["-d", "-d", `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("socat", ["-d", "-d", `pty,raw,echo=0,link=${this.a}`, `pty,raw,echo=0,link=${this.b}`], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     this.#child = child;
     let stderr = "";
     await new Promise<void>((resolve, reject) => {
@@ -123,7 +125,11 @@ export class PtyTerminal {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${JSON.stringify(String(pattern))}; received after offset ${from}:\n${JSON.stringify(this.text.slice(from).slice(-2000))}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${JSON.stringify(String(pattern))}; received after offset ${from}:\n${JSON.stringify(this.text.slice(from).slice(-2000))}`,
+          ),
+        );
       }, timeoutMs);
       const cleanup = () => {
         clearTimeout(timer);

@@ -36,7 +36,11 @@ export class TmuxSession {
   /** Everything the pane showed, scrollback included: wrapped lines joined, trailing spaces cut. */
   screen(): string {
     const text = this.#run(["capture-pane", "-p", "-J", "-S", "-", "-t", "main"]);
-    return text.split("\n").map((line) => line.trimEnd()).join("\n").replace(/\n+$/, "");
+    return text
+      .split("\n")
+      .map((line) => line.trimEnd())
+      .join("\n")
+      .replace(/\n+$/, "");
   }
 
   /** Types `text` literally, as keystrokes. */
@@ -56,7 +60,15 @@ export class TmuxSession {
     // alive. One more SIGCHLD to this server makes it reap the command.
     process.kill(this.#server.pid, "SIGCHLD");
     // tmux marks the pane dead when the terminal closes, and learns the status a moment later.
-    const [dead, status, signal] = this.#run(["display-message", "-p", "-t", "main", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"]).trim().split(":");
+    const [dead, status, signal] = this.#run([
+      "display-message",
+      "-p",
+      "-t",
+      "main",
+      "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
+    ])
+      .trim()
+      .split(":");
     if (dead !== "1") return undefined;
     if (status) return Number(status);
     return signal ? 128 + Number(signal) : undefined;
@@ -107,10 +119,19 @@ export class TmuxSession {
 export function startTmux(options: TmuxSessionOptions): TmuxSession {
   const tmux = requireTool("tmux", "apt-get install tmux");
   const config = path.join(tempDir("iagent-tmux-"), "tmux.conf");
-  writeFileSync(config, ["set-option -g remain-on-exit on", "set-option -g history-limit 50000", "set-option -g status off", ""].join("\n"));
+  writeFileSync(
+    config,
+    ["set-option -g remain-on-exit on", "set-option -g history-limit 50000", "set-option -g status off", ""].join("\n"),
+  );
   const socket = `iagent-${process.pid}-${Date.now()}`;
   const { cwd, command, env = process.env, width = 120, height = 40 } = options;
-  execFileSync(tmux, ["-L", socket, "-f", config, "new-session", "-d", "-s", "main", "-x", String(width), "-y", String(height), "-c", cwd, command], { env, stdio: ["ignore", "pipe", "pipe"] });
-  const [pid, socketPath] = execFileSync(tmux, ["-L", socket, "display-message", "-p", "#{pid} #{socket_path}"], { encoding: "utf8" }).trim().split(" ");
+  execFileSync(
+    tmux,
+    ["-L", socket, "-f", config, "new-session", "-d", "-s", "main", "-x", String(width), "-y", String(height), "-c", cwd, command],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const [pid, socketPath] = execFileSync(tmux, ["-L", socket, "display-message", "-p", "#{pid} #{socket_path}"], { encoding: "utf8" })
+    .trim()
+    .split(" ");
   return new TmuxSession(tmux, socket, { pid: Number(pid), socketPath: socketPath! });
 }

@@ -1,5 +1,8 @@
 /** Polls `check` until it holds; throws naming `what` after `timeoutMs`. */
-export async function waitUntil(check: () => boolean, options: { what?: string; timeoutMs?: number; intervalMs?: number } = {}): Promise<void> {
+export async function waitUntil(
+  check: () => boolean,
+  options: { what?: string; timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
   const { what = "the condition", timeoutMs = 5000, intervalMs = 20 } = options;
   const deadline = Date.now() + timeoutMs;
   while (!check()) {

@@ -14,11 +14,34 @@ beforeAll(async () => {
 });
 
 const positive = expect.any(Number);
-const figures = { runs: 1, promptTokens: positive, completionTokens: positive, ttftMs: positive, promptTokensPerSecond: positive, tokensPerSecond: positive };
+const figures = {
+  runs: 1,
+  promptTokens: positive,
+  completionTokens: positive,
+  ttftMs: positive,
+  promptTokensPerSecond: positive,
+  tokensPerSecond: positive,
+};
 
 describe("bench", () => {
   it("--json reports every figure in process, over the embedded broker and with concurrent requesters", async () => {
-    const args = ["bench", "--model", tiny, "--threads", "1", "--mlock", "off", "--log-level", "error", "--bench-runs", "1", "--bench-prompt", "24", "--bench-tokens", "8"];
+    const args = [
+      "bench",
+      "--model",
+      tiny,
+      "--threads",
+      "1",
+      "--mlock",
+      "off",
+      "--log-level",
+      "error",
+      "--bench-runs",
+      "1",
+      "--bench-prompt",
+      "24",
+      "--bench-tokens",
+      "8",
+    ];
     const result = await runAgent([...args, "--bench-concurrency", "1,2", "--json"], { timeoutMs: 120_000 });
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as Record<string, any>;
@@ -37,7 +60,8 @@ describe("bench", () => {
       mqtt: { ...figures, broker: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/) },
     });
     for (const key of ["raw", "inProcess", "mqtt"]) {
-      for (const value of Object.values(report[key] as Record<string, unknown>)) if (typeof value === "number") expect(value).toBeGreaterThanOrEqual(0);
+      for (const value of Object.values(report[key] as Record<string, unknown>))
+        if (typeof value === "number") expect(value).toBeGreaterThanOrEqual(0);
       expect(report[key].completionTokens).toBeGreaterThan(0);
     }
     expect(report.concurrency.map((c: { requesters: number }) => c.requesters)).toEqual([1, 2]);

@@ -56,7 +56,17 @@ describe("the bundle's command line", () => {
     const result = await runAgent(["chat", "--model", tiny, "--temperature", "0", "--max-tokens", "8", ...quiet], { input });
     expect(result.code).toBe(0);
     const out = result.stdout;
-    const order = ["> hello", "> /status", "history  2 messages", "> /reset", "(conversation cleared)", "history  0 messages", "> what is the RBW?", "history  2 messages", "> stop"];
+    const order = [
+      "> hello",
+      "> /status",
+      "history  2 messages",
+      "> /reset",
+      "(conversation cleared)",
+      "history  0 messages",
+      "> what is the RBW?",
+      "history  2 messages",
+      "> stop",
+    ];
     let from = 0;
     for (const marker of order) {
       const at = out.indexOf(marker, from);
@@ -69,7 +79,10 @@ describe("the bundle's command line", () => {
   it("probe --json holds the host facts, the plan and a reason for every decision", async () => {
     const result = await runAgent(["probe", "--json"]);
     expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as { facts: Record<string, unknown>; plan: Record<string, { value?: unknown; reason?: string }> };
+    const report = JSON.parse(result.stdout) as {
+      facts: Record<string, unknown>;
+      plan: Record<string, { value?: unknown; reason?: string }>;
+    };
     expect(report.facts.physicalCores).toBeGreaterThanOrEqual(1);
     expect(report.facts.totalMemBytes).toBeGreaterThan(0);
     expect(report.facts.cpuFlags).toBeTypeOf("object");

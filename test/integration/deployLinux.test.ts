@@ -61,7 +61,14 @@ describe("the unpacked linux-x64 release", () => {
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(result.code).toBe(0);
-    expect(report.checks.map((c) => c.name)).toEqual(["host probe", "model file valid", "model loads", "generates 16 tokens", "tokens/s above 1", "mlock as planned"]);
+    expect(report.checks.map((c) => c.name)).toEqual([
+      "host probe",
+      "model file valid",
+      "model loads",
+      "generates 16 tokens",
+      "tokens/s above 1",
+      "mlock as planned",
+    ]);
     expect(report.model?.architecture).toBe("qwen2");
     expect(report.tokensPerSecond).toBeGreaterThan(0);
     expect(report.ttftMs).toBeGreaterThan(0);
@@ -82,7 +89,20 @@ describe("the unpacked linux-x64 release", () => {
     const qemu = requireTool("qemu-x86_64", "apt-get install -y qemu-user");
     const result = await runCommand(
       qemu,
-      ["-cpu", "core2duo", process.execPath, path.join(folder, "instrument-agent.mjs"), "smoke", "--model", model, "--smoke-tokens", "8", "--smoke-floor", "0.01", "--json"],
+      [
+        "-cpu",
+        "core2duo",
+        process.execPath,
+        path.join(folder, "instrument-agent.mjs"),
+        "smoke",
+        "--model",
+        model,
+        "--smoke-tokens",
+        "8",
+        "--smoke-floor",
+        "0.01",
+        "--json",
+      ],
       { cwd: folder, env: nodeOnly, timeoutMs: 280_000 },
     );
     const report = parse(result.stdout);
@@ -126,7 +146,15 @@ describe("the unpacked linux-x64 release", () => {
     const scpiPort = (instrument.address() as AddressInfo).port;
     await waitUntil(() => existsSync(`${ptys}/agent`), { what: "socat's pty", timeoutMs: 10_000, intervalMs: 50 });
     await waitForPort(port);
-    const result = await smoke(["--mqtt", `mqtt://127.0.0.1:${port}`, "--serial", `${ptys}/agent`, "--instrument", `tcp://127.0.0.1:${scpiPort}`, "--json"]);
+    const result = await smoke([
+      "--mqtt",
+      `mqtt://127.0.0.1:${port}`,
+      "--serial",
+      `${ptys}/agent`,
+      "--instrument",
+      `tcp://127.0.0.1:${scpiPort}`,
+      "--json",
+    ]);
     const report = parse(result.stdout);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.checks.map((c) => c.name).slice(-3)).toEqual(["MQTT round trip", "serial port opens", "instrument *IDN?"]);

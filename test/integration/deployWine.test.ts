@@ -62,9 +62,12 @@ describe("the win-x64 release under wine", () => {
     expect(launcher.stderr).toContain("needs Windows 10");
     expect(launcher.stderr).toContain("beside the instrument");
     expect(launcher.code).toBe(1);
-    const agent = await wine([nodeExe, toWindows(path.join(folder, "instrument-agent.mjs")), "smoke", "--model", "tiny.gguf", "--mlock", "off", "--json"], {
-      extraEnv: { NODE_SKIP_PLATFORM_CHECK: "1" },
-    });
+    const agent = await wine(
+      [nodeExe, toWindows(path.join(folder, "instrument-agent.mjs")), "smoke", "--model", "tiny.gguf", "--mlock", "off", "--json"],
+      {
+        extraEnv: { NODE_SKIP_PLATFORM_CHECK: "1" },
+      },
+    );
     expect(agent.code).toBe(3);
     const report = JSON.parse(agent.stdout) as { checks: { name: string; ok: boolean; detail: string }[] };
     expect(report.checks[0]?.name).toBe("host probe");
@@ -75,8 +78,21 @@ describe("the win-x64 release under wine", () => {
   it("on Windows 10 passes smoke --json with the Windows Node 20, and the .cmd launcher finds Node", async () => {
     execFileSync(WINE, ["winecfg", "-v", "win10"], { env, stdio: "ignore", timeout: 120_000 });
     const started = performance.now();
-    const result = await wine([nodeExe, toWindows(path.join(folder, "instrument-agent.mjs")), "smoke", "--model", "tiny.gguf", "--mlock", "off", "--json"]);
-    const report = JSON.parse(result.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string }[]; host: { platform: string } };
+    const result = await wine([
+      nodeExe,
+      toWindows(path.join(folder, "instrument-agent.mjs")),
+      "smoke",
+      "--model",
+      "tiny.gguf",
+      "--mlock",
+      "off",
+      "--json",
+    ]);
+    const report = JSON.parse(result.stdout) as {
+      ok: boolean;
+      checks: { name: string; ok: boolean; detail: string }[];
+      host: { platform: string };
+    };
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.host.platform).toBe("win32");
@@ -103,17 +119,27 @@ describe("the win-x64 release under wine", () => {
     let received = "";
     await peer.open({ onData: (bytes) => (received += bytes.toString("utf8")) });
     const out = path.join(work, "run.out");
-    const agent = spawn("sh", ["-c", `exec ${WINE} '${nodeExe}' '${toWindows(path.join(folder, "instrument-agent.mjs"))}' run --model tiny.gguf --mlock off --mqtt off --serial COM5 --max-tokens 8 --temperature 0 > '${out}' 2>&1`], {
-      cwd: work,
-      env,
-      stdio: "ignore",
-    });
+    const agent = spawn(
+      "sh",
+      [
+        "-c",
+        `exec ${WINE} '${nodeExe}' '${toWindows(path.join(folder, "instrument-agent.mjs"))}' run --model tiny.gguf --mlock off --mqtt off --serial COM5 --max-tokens 8 --temperature 0 > '${out}' 2>&1`,
+      ],
+      {
+        cwd: work,
+        env,
+        stdio: "ignore",
+      },
+    );
     children.push(agent);
     try {
       const waitFor = async (text: string, from: number, ms: number) => {
         const until = Date.now() + ms;
         while (!received.slice(from).includes(text)) {
-          if (Date.now() > until) throw new Error(`no ${JSON.stringify(text)} on the serial line after ${ms} ms; got ${JSON.stringify(received)}; agent log: ${readFileSync(out, "utf8")}`);
+          if (Date.now() > until)
+            throw new Error(
+              `no ${JSON.stringify(text)} on the serial line after ${ms} ms; got ${JSON.stringify(received)}; agent log: ${readFileSync(out, "utf8")}`,
+            );
           await new Promise((r) => setTimeout(r, 100));
         }
       };

@@ -14,7 +14,11 @@ let model: string;
 function runFromSource(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // What `npm start -- <args>` runs, from the copy's own folder.
-    const child = spawn(process.execPath, ["--import", "tsx", "agent/main.ts", ...args], { cwd: copy, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "agent/main.ts", ...args], {
+      cwd: copy,
+      env: { ...process.env, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -35,7 +39,23 @@ beforeAll(async () => {
 
 describe("the engine process from a checkout without a build", () => {
   it("answers with the default engine, and there is still no dist/", async () => {
-    const result = await runFromSource(["ask", "--model", model, "--mlock", "off", "--threads", "1", "--temperature", "0", "--seed", "1", "--max-tokens", "8", "--json", "hello"]);
+    const result = await runFromSource([
+      "ask",
+      "--model",
+      model,
+      "--mlock",
+      "off",
+      "--threads",
+      "1",
+      "--temperature",
+      "0",
+      "--seed",
+      "1",
+      "--max-tokens",
+      "8",
+      "--json",
+      "hello",
+    ]);
     expect(result.stderr).not.toContain("dist");
     expect(result.signal).toBeNull();
     expect(result.code).toBe(0);

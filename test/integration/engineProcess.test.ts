@@ -16,12 +16,25 @@ let modelPath: string;
 let engine: EngineProcess;
 let inline: LlamaRuntime;
 const logger = createLogger({ level: "silent" });
-const options = () => ({ modelPath, modelLabel: "tiny", isDemo: true, threads: 1, contextSize: 1024, parallelSequences: 4, mlock: false, logger });
-const greedy = (content: string, maxTokens = 24): GenerateRequest => ({ mode: "chat", messages: [{ role: "user", content }], params: { temperature: 0, seed: 1, maxTokens } });
-
+const options = () => ({
+  modelPath,
+  modelLabel: "tiny",
+  isDemo: true,
+  threads: 1,
+  contextSize: 1024,
+  parallelSequences: 4,
+  mlock: false,
+  logger,
+});
+const greedy = (content: string, maxTokens = 24): GenerateRequest => ({
+  mode: "chat",
+  messages: [{ role: "user", content }],
+  params: { temperature: 0, seed: 1, maxTokens },
+});
 
 beforeAll(async () => {
-  if (!existsSync(path.resolve("dist/instrument-agent.mjs"))) throw new Error("dist/instrument-agent.mjs is missing: run `node deploy/build.mjs` (npm test does) first");
+  if (!existsSync(path.resolve("dist/instrument-agent.mjs")))
+    throw new Error("dist/instrument-agent.mjs is missing: run `node deploy/build.mjs` (npm test does) first");
   modelPath = await synthModel(dir);
   [engine, inline] = await Promise.all([EngineProcess.load(options()), LlamaRuntime.load({ ...options(), parallelSequences: 1 })]);
 }, 60_000);
@@ -58,13 +71,20 @@ describe("the engine process", () => {
 
   it("keeps the engine's error codes: a question too long for the context", async () => {
     const long = "frequency ".repeat(3000);
-    await expect(engine.generate(0, greedy(long))).rejects.toMatchObject({ code: "IA_ERR_PROMPT_TOO_LONG", message: expect.stringContaining("1024") });
+    await expect(engine.generate(0, greedy(long))).rejects.toMatchObject({
+      code: "IA_ERR_PROMPT_TOO_LONG",
+      message: expect.stringContaining("1024"),
+    });
     expect((await engine.generate(0, greedy("span?", 4))).usage.completionTokens).toBe(4);
   });
 
   it("cancels through the abort signal", async () => {
     const controller = new AbortController();
-    const result = await engine.generate(1, { ...greedy("sweep time?", 400), signal: controller.signal, onDelta: () => controller.abort() });
+    const result = await engine.generate(1, {
+      ...greedy("sweep time?", 400),
+      signal: controller.signal,
+      onDelta: () => controller.abort(),
+    });
     expect(result.finishReason).toBe("cancelled");
     expect(result.usage.completionTokens).toBeLessThan(400);
   });
@@ -96,7 +116,10 @@ describe("the engine process", () => {
   it("a file llama.cpp cannot load fails with IA_ERR_MODEL_LOAD and leaves no engine behind", async () => {
     const broken = path.join(dir, "broken.gguf");
     writeFileSync(broken, readFileSync(modelPath).subarray(0, 4096));
-    await expect(EngineProcess.load({ ...options(), modelPath: broken })).rejects.toMatchObject({ code: "IA_ERR_MODEL_LOAD", message: expect.stringContaining(broken) });
+    await expect(EngineProcess.load({ ...options(), modelPath: broken })).rejects.toMatchObject({
+      code: "IA_ERR_MODEL_LOAD",
+      message: expect.stringContaining(broken),
+    });
   });
 
   it("dispose ends the engine process", async () => {

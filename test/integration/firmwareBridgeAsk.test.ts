@@ -18,7 +18,20 @@ import { synthModel, tempDir } from "../helpers/models.js";
 const dir = tempDir("iagent-fb-");
 let tiny: string;
 let sim: SimulatorServer;
-const common = () => ["--model", tiny, "--mlock", "off", "--threads", "1", "--temperature", "0", "--max-tokens", "8", "--models-dir", path.join(dir, "models")];
+const common = () => [
+  "--model",
+  tiny,
+  "--mlock",
+  "off",
+  "--threads",
+  "1",
+  "--temperature",
+  "0",
+  "--max-tokens",
+  "8",
+  "--models-dir",
+  path.join(dir, "models"),
+];
 const snapshotWire = [...Object.values(SNAPSHOT_QUERIES)].map((q) => q.replace("MARK1", "MARK"));
 
 /** A port nothing listens on. */
@@ -44,20 +57,33 @@ afterAll(async () => {
 
 describe("ask with an instrument", () => {
   it("reads the settings before answering and puts them into the prompt", async () => {
-    const result = await runAgent(["ask", ...common(), "--instrument", `tcp://127.0.0.1:${sim.port}`, "--log-level", "debug", "RBW 和扫描时间是什么关系？"], { timeoutMs: 90_000 });
+    const result = await runAgent(
+      ["ask", ...common(), "--instrument", `tcp://127.0.0.1:${sim.port}`, "--log-level", "debug", "RBW 和扫描时间是什么关系？"],
+      { timeoutMs: 90_000 },
+    );
     expect(result.code).toBe(0);
     expect(result.stdout.trim().length).toBeGreaterThan(0);
     expect(sim.simulator.received).toEqual(snapshotWire);
     const contextLine = result.stderr.split("\n").find((line) => line.includes('"msg":"instrument context"'));
     expect(contextLine, result.stderr).toBeDefined();
     const context = (JSON.parse(contextLine ?? "{}") as { context: string }).context;
-    for (const part of ["N9020A", "center 2.4 GHz", "span 1 MHz (2.3995 GHz to 2.4005 GHz)", "RBW 10 kHz", "VBW 10 kHz", "sweep time 25 ms"]) expect(context).toContain(part);
+    for (const part of [
+      "N9020A",
+      "center 2.4 GHz",
+      "span 1 MHz (2.3995 GHz to 2.4005 GHz)",
+      "RBW 10 kHz",
+      "VBW 10 kHz",
+      "sweep time 25 ms",
+    ])
+      expect(context).toContain(part);
     expect(sim.simulator.settings.center).toBe(2.4e9);
   });
 
   it("with the instrument unreachable still answers, exits 0 and says the instrument could not be read", async () => {
     const port = await closedPort();
-    const result = await runAgent(["ask", ...common(), "--instrument", `tcp://127.0.0.1:${port}`, "what is the RBW?"], { timeoutMs: 90_000 });
+    const result = await runAgent(["ask", ...common(), "--instrument", `tcp://127.0.0.1:${port}`, "what is the RBW?"], {
+      timeoutMs: 90_000,
+    });
     expect(result.code).toBe(0);
     expect(result.stdout.trim().length).toBeGreaterThan(0);
     expect(result.stderr).toContain(`note: the instrument at tcp://127.0.0.1:${port} could not be read`);
@@ -66,10 +92,13 @@ describe("ask with an instrument", () => {
   it("chat: /scpi answers read-only queries, refuses setters, and questions read the instrument", async () => {
     sim.simulator.received.length = 0;
     const input = "/scpi *IDN?\n/scpi *RST\n/scpi :SENSe:FREQuency:SPAN?\nhow fast is the sweep?\n/scpi\nstop\n";
-    const result = await runAgent(["chat", ...common(), "--log-level", "error", "--instrument", `tcp://127.0.0.1:${sim.port}`], { input, timeoutMs: 90_000 });
+    const result = await runAgent(["chat", ...common(), "--log-level", "error", "--instrument", `tcp://127.0.0.1:${sim.port}`], {
+      input,
+      timeoutMs: 90_000,
+    });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Keysight Technologies,N9020A,SIM00001,A.99.99");
-    expect(result.stdout).toContain("error IA_ERR_SCPI_REFUSED: refused \"*RST\"");
+    expect(result.stdout).toContain('error IA_ERR_SCPI_REFUSED: refused "*RST"');
     expect(result.stdout).toContain("+1.00000000000E+006");
     expect(result.stdout).toContain("usage: /scpi <query>");
     expect(sim.simulator.received).not.toContain("*RST");
@@ -87,7 +116,15 @@ describe("the context the model sees (real runtime, in process)", () => {
 
   it("AnswerService adds the instrument summary to the system prompt of chat requests, not of raw ones", async () => {
     const logger = createLogger({ level: "silent" });
-    runtime = await LlamaRuntime.load({ modelPath: tiny, modelLabel: "tiny", isDemo: true, threads: 1, contextSize: 1024, mlock: false, logger });
+    runtime = await LlamaRuntime.load({
+      modelPath: tiny,
+      modelLabel: "tiny",
+      isDemo: true,
+      threads: 1,
+      contextSize: 1024,
+      mlock: false,
+      logger,
+    });
     const seen: GenerateRequest[] = [];
     const real = runtime;
     const recording: ModelRuntime = {
@@ -104,9 +141,14 @@ describe("the context the model sees (real runtime, in process)", () => {
       },
     };
     const bridge = new InstrumentBridge({ uri: `tcp://127.0.0.1:${sim.port}` });
-    const service = new AnswerService(recording, new RequestQueue({ slots: 1 }), { system: "Be brief.", params: { maxTokens: 4, temperature: 0 } }, {
-      contextProvider: bridge.contextProvider,
-    });
+    const service = new AnswerService(
+      recording,
+      new RequestQueue({ slots: 1 }),
+      { system: "Be brief.", params: { maxTokens: 4, temperature: 0 } },
+      {
+        contextProvider: bridge.contextProvider,
+      },
+    );
     const result = await service.answer({ messages: [{ role: "user", content: "what is the span?" }] });
     expect(result.usage.completionTokens).toBeGreaterThan(0);
     expect(seen[0]?.system).toMatch(/^Be brief\.\n\nLive instrument settings/);
@@ -116,9 +158,14 @@ describe("the context the model sees (real runtime, in process)", () => {
     await bridge.close();
 
     const dead = new InstrumentBridge({ uri: `tcp://127.0.0.1:${await closedPort()}` });
-    const offline = new AnswerService(recording, new RequestQueue({ slots: 1 }), { system: "Be brief.", params: { maxTokens: 4, temperature: 0 } }, {
-      contextProvider: dead.contextProvider,
-    });
+    const offline = new AnswerService(
+      recording,
+      new RequestQueue({ slots: 1 }),
+      { system: "Be brief.", params: { maxTokens: 4, temperature: 0 } },
+      {
+        contextProvider: dead.contextProvider,
+      },
+    );
     const answered = await offline.answer({ messages: [{ role: "user", content: "span?" }] });
     expect(answered.usage.completionTokens).toBeGreaterThan(0);
     expect(seen[2]?.system).toContain("could not be read");

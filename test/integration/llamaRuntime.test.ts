@@ -44,7 +44,10 @@ describe("LlamaRuntime with a synthetic tiny model", () => {
 
   it("streams deltas whose concatenation is the final text, with usage and timings", async () => {
     const deltas: string[] = [];
-    const result = await service.answer({ messages: [{ role: "user", content: "你好" }], params: greedy }, { onDelta: (d) => deltas.push(d) });
+    const result = await service.answer(
+      { messages: [{ role: "user", content: "你好" }], params: greedy },
+      { onDelta: (d) => deltas.push(d) },
+    );
     expect(result.text.length).toBeGreaterThan(0);
     expect(deltas.join("")).toBe(result.text);
     expect(result.finishReason).toBe("length");
@@ -106,7 +109,7 @@ describe("LlamaRuntime with a synthetic tiny model", () => {
 
   it("keeps multi-turn history in a conversation, and reset clears it", async () => {
     const conversation = new Conversation();
-    await conversation.ask(service, "hello", { });
+    await conversation.ask(service, "hello", {});
     await conversation.ask(service, "and again");
     expect(conversation.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
     conversation.reset();

@@ -23,11 +23,17 @@ function agent(args: string[], options: { lowLimit?: boolean } = {}) {
   // As root the capability lifts any limit, so drop it (setpriv is util-linux, always there);
   // another user has no CAP_IPC_LOCK to drop.
   const shell = options.lowLimit ? `ulimit -l 64 && exec ${command}` : `exec ${command}`;
-  const argv = options.lowLimit && process.getuid?.() === 0 ? ["setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "sh", "-c", shell] : ["sh", "-c", shell];
+  const argv =
+    options.lowLimit && process.getuid?.() === 0
+      ? ["setpriv", "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", "sh", "-c", shell]
+      : ["sh", "-c", shell];
   return runCommand(argv[0]!, argv.slice(1), { cwd: ROOT, env: { ...process.env, NO_COLOR: "1" } });
 }
 
-async function smoke(args: string[], options: { lowLimit?: boolean } = {}): Promise<{ code: number | null; report: SmokeReport; stderr: string }> {
+async function smoke(
+  args: string[],
+  options: { lowLimit?: boolean } = {},
+): Promise<{ code: number | null; report: SmokeReport; stderr: string }> {
   const { code, signal, stdout, stderr } = await agent(["smoke", "--model", model, "--json", ...args], options);
   try {
     return { code, report: JSON.parse(stdout) as SmokeReport, stderr };
@@ -62,7 +68,9 @@ describe("smoke and mlock", () => {
   }, 130_000);
 
   it("an answer on the same host logs the unlocked model once, at info, with the fix", async () => {
-    const { code, stdout, stderr } = await agent(["ask", "--model", model, "--max-tokens", "4", "--log-level", "info", "hello"], { lowLimit: true });
+    const { code, stdout, stderr } = await agent(["ask", "--model", model, "--max-tokens", "4", "--log-level", "info", "hello"], {
+      lowLimit: true,
+    });
     expect(code).toBe(0);
     expect(stdout.length).toBeGreaterThan(0);
     const said = stderr.split("\n").filter((line) => line.includes("mlock auto: the model runs unlocked"));

@@ -58,10 +58,11 @@ async function startFileServer(initial: Buffer): Promise<FileServer> {
     },
     cutAt: null,
     status500: false,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   const server: Server = createServer((req, res) => {
     const range = req.headers.range ?? null;
@@ -159,7 +160,9 @@ describe("downloadModelFile against a local HTTP server", () => {
       "IA_ERR_DOWNLOAD",
     );
     expect(first.message).toMatch(/run again to resume/);
-    expect(server.requests.some((r) => r.range !== null && r.range !== PROBE_RANGE && Number(/bytes=(\d+)/.exec(r.range)?.[1]) > 0)).toBe(true);
+    expect(server.requests.some((r) => r.range !== null && r.range !== PROBE_RANGE && Number(/bytes=(\d+)/.exec(r.range)?.[1]) > 0)).toBe(
+      true,
+    );
     expect(existsSync(path.join(dir, "tiny.gguf"))).toBe(false);
     expect(await hasPartialDownload(dir, "tiny.gguf")).toBe(true);
 
@@ -180,7 +183,10 @@ describe("downloadModelFile against a local HTTP server", () => {
 
   it("starts over instead of resuming when the remote file changed (new ETag)", async () => {
     server.cutAt = 12 * MiB + 1000;
-    await expectAgentError(downloadModelFile({ url: server.url(), dirPath: dir, fileName: "tiny.gguf", stallTimeoutMs: 1500 }), "IA_ERR_DOWNLOAD");
+    await expectAgentError(
+      downloadModelFile({ url: server.url(), dirPath: dir, fileName: "tiny.gguf", stallTimeoutMs: 1500 }),
+      "IA_ERR_DOWNLOAD",
+    );
     expect(await hasPartialDownload(dir, "tiny.gguf")).toBe(true);
 
     const reuploaded = fakeModel(FILE_SIZE);
@@ -266,7 +272,12 @@ describe("downloadModelFile against a local HTTP server", () => {
 
     // The rule of DESIGN.md section 8, as the resolver applies it: no catalog hash, so record.
     const url = server.url();
-    const result = await downloadModelFile({ url, dirPath: dir, fileName: "tiny.gguf", expectedSha256: store.recordedChecksum("tiny.gguf")?.sha256 });
+    const result = await downloadModelFile({
+      url,
+      dirPath: dir,
+      fileName: "tiny.gguf",
+      expectedSha256: store.recordedChecksum("tiny.gguf")?.sha256,
+    });
     await store.recordChecksum("tiny.gguf", { sha256: result.sha256, bytes: result.bytes, source: url });
 
     expect(store.has("tiny.gguf")).toBe(true);
@@ -285,7 +296,10 @@ describe("downloadModelFile against a local HTTP server", () => {
     expect(bad).toMatchObject({ ok: false, expected: dataSha, expectedFrom: "recorded", actual: sha256(changed) });
 
     // A different hash cannot silently replace the recorded one...
-    await expectAgentError(store.recordChecksum("tiny.gguf", { sha256: sha256(changed), bytes: FILE_SIZE, source: url }), "IA_ERR_CHECKSUM");
+    await expectAgentError(
+      store.recordChecksum("tiny.gguf", { sha256: sha256(changed), bytes: FILE_SIZE, source: url }),
+      "IA_ERR_CHECKSUM",
+    );
     // ...and a later download is held to it.
     server.setData(changed);
     await expectAgentError(

@@ -74,7 +74,17 @@ describe("pulling a model through a mirror", () => {
 
   it("refuses a catalog model whose bytes differ from the catalog's SHA-256, keeping nothing under its name", async () => {
     // The mirror serves the tiny model under the official file name, so the hash cannot match.
-    const result = await runAgent(["models", "pull", "qwen2.5-0.5b-instruct-q4_k_m", "--models-dir", modelsDir, "--model-mirror", `${mirror}/lab-as-qwen`, "--log-level", "error"]);
+    const result = await runAgent([
+      "models",
+      "pull",
+      "qwen2.5-0.5b-instruct-q4_k_m",
+      "--models-dir",
+      modelsDir,
+      "--model-mirror",
+      `${mirror}/lab-as-qwen`,
+      "--log-level",
+      "error",
+    ]);
     expect(result.signal).toBeNull();
     expect(result.code, result.stderr).toBe(3);
     expect(result.stderr).toMatch(/IA_ERR_CHECKSUM.*qwen2\.5-0\.5b-instruct-q4_k_m\.gguf/);

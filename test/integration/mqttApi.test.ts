@@ -18,11 +18,40 @@ let model: string;
 const base = "instrument-agent/api-a";
 
 const agentArgs = (url: string) => [
-  "--model", model, "--mlock", "off", "--threads", "1", "--context", "4096", "--temperature", "0", "--max-tokens", "24",
-  "--mqtt", url, "--agent-id", "api-a", "--mqtt-payload-limit", "2048", "--mqtt-health-interval", "1", "--log-level", "warn",
+  "--model",
+  model,
+  "--mlock",
+  "off",
+  "--threads",
+  "1",
+  "--context",
+  "4096",
+  "--temperature",
+  "0",
+  "--max-tokens",
+  "24",
+  "--mqtt",
+  url,
+  "--agent-id",
+  "api-a",
+  "--mqtt-payload-limit",
+  "2048",
+  "--mqtt-health-interval",
+  "1",
+  "--log-level",
+  "warn",
 ];
 
-type Final = { id: string; done: true; agent: string; text: string; finishReason: string; usage: { promptTokens: number; completionTokens: number }; timings: { ttftMs: number; tokensPerSecond: number }; error?: { code: string; message: string } };
+type Final = {
+  id: string;
+  done: true;
+  agent: string;
+  text: string;
+  finishReason: string;
+  usage: { promptTokens: number; completionTokens: number };
+  timings: { ttftMs: number; tokensPerSecond: number };
+  error?: { code: string; message: string };
+};
 
 beforeAll(async () => {
   model = await synthModel(dir);
@@ -58,7 +87,11 @@ describe("the MQTT API against a real mosquitto", () => {
     const correlation = Buffer.from("corr-5-1");
     const received: { body: Record<string, unknown>; correlation: string | undefined }[] = [];
     const onMessage = (topic: string, payload: Buffer, packet: { properties?: { correlationData?: Buffer } }) => {
-      if (topic === "lab/v5/r1") received.push({ body: JSON.parse(payload.toString()) as Record<string, unknown>, correlation: packet.properties?.correlationData?.toString() });
+      if (topic === "lab/v5/r1")
+        received.push({
+          body: JSON.parse(payload.toString()) as Record<string, unknown>,
+          correlation: packet.properties?.correlationData?.toString(),
+        });
     };
     v5.client.on("message", onMessage);
     await ask(v5, { prompt: "What is the RBW?", stream: true }, { responseTopic: "lab/v5/r1", correlationData: correlation });
@@ -182,7 +215,9 @@ describe("the MQTT API against a real mosquitto", () => {
   });
 
   it("ask --via streams a remote agent's answer to stdout; an unreachable broker is exit 1 naming it", async () => {
-    const result = await runAgent(["ask", "--via", broker.url, "--agent-id", "api-a", "--max-tokens", "8", "hello there"], { timeoutMs: 30_000 });
+    const result = await runAgent(["ask", "--via", broker.url, "--agent-id", "api-a", "--max-tokens", "8", "hello there"], {
+      timeoutMs: 30_000,
+    });
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     expect(result.stdout.trim().length).toBeGreaterThan(0);
@@ -201,7 +236,13 @@ describe("the MQTT API against a real mosquitto", () => {
       return children[0]!;
     };
     const first = enginePid();
-    await ask(v311, { id: "long-1", prompt: "Tell me a long story.", replyTo: "lab/v311/engine", stream: true, params: { maxTokens: 2000 } });
+    await ask(v311, {
+      id: "long-1",
+      prompt: "Tell me a long story.",
+      replyTo: "lab/v311/engine",
+      stream: true,
+      params: { maxTokens: 2000 },
+    });
     await v311.next("lab/v311/engine", (m) => m.id === "long-1" && m.delta !== undefined);
     process.kill(first, "SIGKILL");
     const failed = await v311.next("lab/v311/engine", (m) => m.id === "long-1" && m.done === true);

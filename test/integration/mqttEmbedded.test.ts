@@ -29,7 +29,29 @@ function run(binary: string, args: string[]): Promise<{ code: number | null; std
 beforeAll(async () => {
   model = await synthModel(dir);
   port = await freePort();
-  agent = spawnAgent(["--model", model, "--mlock", "off", "--threads", "1", "--max-tokens", "8", "--temperature", "0", "--mqtt", "embedded", "--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "emb", "--log-level", "warn"], { INSTRUMENT_AGENT_MOSQUITTO: "none" });
+  agent = spawnAgent(
+    [
+      "--model",
+      model,
+      "--mlock",
+      "off",
+      "--threads",
+      "1",
+      "--max-tokens",
+      "8",
+      "--temperature",
+      "0",
+      "--mqtt",
+      "embedded",
+      "--mqtt-bind",
+      `127.0.0.1:${port}`,
+      "--agent-id",
+      "emb",
+      "--log-level",
+      "warn",
+    ],
+    { INSTRUMENT_AGENT_MOSQUITTO: "none" },
+  );
   await waitForPort(port, 60_000);
   await waitForStatus(`mqtt://127.0.0.1:${port}`, "instrument-agent/emb", "online", agent, 60_000, { protocolVersion: 4 });
 });
@@ -45,11 +67,25 @@ describe("the embedded broker", () => {
     const listening = run(sub, [...common, "-t", "lab/emb/r", "-q", "1", "-C", "1", "-W", "30"]);
     const status = await run(sub, [...common, "-t", "instrument-agent/emb/status", "-C", "1", "-W", "10"]);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: "online", agent: "emb" });
-    const published = await run(pub, [...common, "-q", "1", "-t", "instrument-agent/emb/ask", "-m", JSON.stringify({ id: "e1", prompt: "hello", replyTo: "lab/emb/r" })]);
+    const published = await run(pub, [
+      ...common,
+      "-q",
+      "1",
+      "-t",
+      "instrument-agent/emb/ask",
+      "-m",
+      JSON.stringify({ id: "e1", prompt: "hello", replyTo: "lab/emb/r" }),
+    ]);
     expect(published.code).toBe(0);
     const reply = await listening;
     expect(reply.code).toBe(0);
-    const final = JSON.parse(reply.stdout) as { id: string; done: boolean; agent: string; text: string; usage: { completionTokens: number } };
+    const final = JSON.parse(reply.stdout) as {
+      id: string;
+      done: boolean;
+      agent: string;
+      text: string;
+      usage: { completionTokens: number };
+    };
     expect(final).toMatchObject({ id: "e1", done: true, agent: "emb" });
     expect(final.usage.completionTokens).toBeGreaterThan(0);
   });
@@ -62,7 +98,24 @@ describe("the embedded broker", () => {
   });
 
   it("refuses to listen beyond loopback without a login (exit 2, naming the setting)", async () => {
-    const result = await runAgent(["run", "--model", model, "--mlock", "off", "--threads", "1", "--mqtt", "embedded", "--mqtt-bind", "0.0.0.0:0", "--log-level", "error"], { timeoutMs: 60_000 });
+    const result = await runAgent(
+      [
+        "run",
+        "--model",
+        model,
+        "--mlock",
+        "off",
+        "--threads",
+        "1",
+        "--mqtt",
+        "embedded",
+        "--mqtt-bind",
+        "0.0.0.0:0",
+        "--log-level",
+        "error",
+      ],
+      { timeoutMs: 60_000 },
+    );
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("--mqtt-bind 0.0.0.0:0");
     expect(result.stderr).toContain("mqttUsername");

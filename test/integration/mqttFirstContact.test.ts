@@ -42,7 +42,25 @@ function run(binary: string, args: string[], timeoutMs = 60_000): Promise<{ code
 }
 
 function agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-  const started = spawnAgent(["--model", model, "--mlock", "off", "--threads", "1", "--max-tokens", "8", "--temperature", "0", "--state-dir", path.join(dir, "state"), ...args], env, { fromSource: true });
+  const started = spawnAgent(
+    [
+      "--model",
+      model,
+      "--mlock",
+      "off",
+      "--threads",
+      "1",
+      "--max-tokens",
+      "8",
+      "--temperature",
+      "0",
+      "--state-dir",
+      path.join(dir, "state"),
+      ...args,
+    ],
+    env,
+    { fromSource: true },
+  );
   agents.push(started);
   return started;
 }
@@ -50,7 +68,22 @@ function agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
 /** mosquitto_rr: an MQTT 5 request with a response topic; resolves with the parsed final. */
 async function askWithRr(port: number, agentId: string): Promise<Record<string, unknown>> {
   const rr = tool("mosquitto_rr", "mosquitto-clients");
-  const result = await run(rr, ["-h", "127.0.0.1", "-p", String(port), "-V", "mqttv5", "-t", `instrument-agent/${agentId}/ask`, "-e", `reply/${agentId}`, "-m", '{"prompt":"hi"}', "-W", "60"]);
+  const result = await run(rr, [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-V",
+    "mqttv5",
+    "-t",
+    `instrument-agent/${agentId}/ask`,
+    "-e",
+    `reply/${agentId}`,
+    "-m",
+    '{"prompt":"hi"}',
+    "-W",
+    "60",
+  ]);
   expect(result.stderr).toBe("");
   expect(result.code).toBe(0);
   return JSON.parse(result.stdout) as Record<string, unknown>;
@@ -79,7 +112,18 @@ describe("--mqtt embedded (the default) with mosquitto installed", () => {
     const exit = await a.stop();
     expect(exit).toEqual({ code: 0, signal: null });
     // The broker went with the agent: nothing listens on its port any more.
-    const listening = await run(tool("mosquitto_sub", "mosquitto-clients"), ["-h", "127.0.0.1", "-p", String(port), "-t", "x", "-C", "1", "-W", "1"]);
+    const listening = await run(tool("mosquitto_sub", "mosquitto-clients"), [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-t",
+      "x",
+      "-C",
+      "1",
+      "-W",
+      "1",
+    ]);
     expect(listening.code).not.toBe(0);
   });
 
@@ -97,7 +141,18 @@ describe("--mqtt embedded (the default) with mosquitto installed", () => {
     const sub = tool("mosquitto_sub", "mosquitto-clients");
     const reply = run(sub, ["-h", "127.0.0.1", "-p", String(port), "-t", "lab/left/r", "-q", "1", "-C", "1", "-W", "90"], 95_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const sent = await run(pub, ["-h", "127.0.0.1", "-p", String(port), "-q", "1", "-t", "instrument-agent/left/ask", "-m", JSON.stringify({ id: "w1", prompt: "hi", replyTo: "lab/left/r" })]);
+    const sent = await run(pub, [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-q",
+      "1",
+      "-t",
+      "instrument-agent/left/ask",
+      "-m",
+      JSON.stringify({ id: "w1", prompt: "hi", replyTo: "lab/left/r" }),
+    ]);
     expect(sent.code).toBe(0);
     const second = agent(["--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "left", "--state-dir", stateDir]);
     const final = JSON.parse((await reply).stdout) as Record<string, unknown>;
@@ -133,7 +188,10 @@ describe("a site broker", () => {
   it("started after the agent: the agent stays up and turns online within 10 s of the broker starting", async () => {
     const port = await freePort();
     const a = agent(["--mqtt", `mqtt://127.0.0.1:${port}`, "--agent-id", "late"]);
-    await waitUntil(() => a.output().includes("MQTT broker not reachable yet"), { what: "the agent to say the broker is not up", timeoutMs: 60_000 });
+    await waitUntil(() => a.output().includes("MQTT broker not reachable yet"), {
+      what: "the agent to say the broker is not up",
+      timeoutMs: 60_000,
+    });
     // Long enough for the backoff to grow to its ceiling.
     await new Promise((resolve) => setTimeout(resolve, 8000));
     expect(a.child.exitCode).toBeNull();

@@ -14,8 +14,25 @@ const clients: TestClient[] = [];
 const brokers: Mosquitto[] = [];
 
 const args = (url: string, id: string, extra: string[] = []) => [
-  "--model", model, "--mlock", "off", "--threads", "1", "--context", "4096", "--temperature", "0", "--max-tokens", "16",
-  "--mqtt", url, "--agent-id", id, "--log-level", "warn", ...extra,
+  "--model",
+  model,
+  "--mlock",
+  "off",
+  "--threads",
+  "1",
+  "--context",
+  "4096",
+  "--temperature",
+  "0",
+  "--max-tokens",
+  "16",
+  "--mqtt",
+  url,
+  "--agent-id",
+  id,
+  "--log-level",
+  "warn",
+  ...extra,
 ];
 
 function agent(url: string, id: string, extra: string[] = []): AgentProcess {
@@ -82,12 +99,21 @@ describe("MQTT lifecycle", () => {
     const base = "instrument-agent/life-b";
     const running = agent(mosquitto.url, "life-b");
     await waitForStatus(mosquitto.url, base, "online", running);
-    const tool = await client(mosquitto.url, { protocolVersion: 5, clientId: "tool-restart", clean: false, properties: { sessionExpiryInterval: 300 } });
-    await tool.client.subscribeAsync("lab/restart/#", { qos: 1 });
-    await tool.client.publishAsync(`${base}/ask`, JSON.stringify({ id: "mid-1", prompt: "Tell a long story", stream: true, params: { maxTokens: 1500 } }), {
-      qos: 1,
-      properties: { responseTopic: "lab/restart/r", correlationData: Buffer.from("mid-1") },
+    const tool = await client(mosquitto.url, {
+      protocolVersion: 5,
+      clientId: "tool-restart",
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
     });
+    await tool.client.subscribeAsync("lab/restart/#", { qos: 1 });
+    await tool.client.publishAsync(
+      `${base}/ask`,
+      JSON.stringify({ id: "mid-1", prompt: "Tell a long story", stream: true, params: { maxTokens: 1500 } }),
+      {
+        qos: 1,
+        properties: { responseTopic: "lab/restart/r", correlationData: Buffer.from("mid-1") },
+      },
+    );
     await tool.next("lab/restart/r", (m) => m.seq === 3);
     await mosquitto.restart();
     const chunksBeforeRestart = tool.json("lab/restart/r").length;
@@ -127,12 +153,16 @@ describe("MQTT lifecycle", () => {
   it("a broker with a password file: the right login works; a wrong one is exit 1 naming the broker and the reason, and the password is never printed", async () => {
     const mosquitto = await broker({ users: { bench: "s3cret-right" } });
     const login = { username: "bench", password: "s3cret-right" };
-    const good = spawnAgent(args(mosquitto.url, "auth-a", ["--mqtt-username", "bench", "--log-level", "debug"]), { IAGENT_MQTT_PASSWORD: "s3cret-right" });
+    const good = spawnAgent(args(mosquitto.url, "auth-a", ["--mqtt-username", "bench", "--log-level", "debug"]), {
+      IAGENT_MQTT_PASSWORD: "s3cret-right",
+    });
     started.push(good);
     expect(await waitForStatus(mosquitto.url, "instrument-agent/auth-a", "online", good, 60_000, login)).toMatchObject({ state: "online" });
     const tool = await client(mosquitto.url, { protocolVersion: 5, ...login });
     await tool.client.subscribeAsync("lab/auth/#", { qos: 1 });
-    await tool.client.publishAsync("instrument-agent/auth-a/ask", JSON.stringify({ id: "a1", prompt: "hi", replyTo: "lab/auth/r" }), { qos: 1 });
+    await tool.client.publishAsync("instrument-agent/auth-a/ask", JSON.stringify({ id: "a1", prompt: "hi", replyTo: "lab/auth/r" }), {
+      qos: 1,
+    });
     expect(await tool.next("lab/auth/r")).toMatchObject({ id: "a1", done: true });
     await good.stop();
     expect(good.output()).not.toContain("s3cret-right");

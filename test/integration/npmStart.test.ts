@@ -13,11 +13,31 @@ describe("npm start", () => {
     const dir = tempDir("iagent-npm-start-");
     const model = await synthModel(dir);
     const port = await freePort();
-    const npm = spawn("npm", ["start", "--", "run", "--model", model, "--threads", "1", "--mlock", "off", "--mqtt-bind", `127.0.0.1:${port}`, "--agent-id", "npm-kill", "--state-dir", path.join(dir, "state")], {
-      cwd: ROOT,
-      env: { ...process.env, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const npm = spawn(
+      "npm",
+      [
+        "start",
+        "--",
+        "run",
+        "--model",
+        model,
+        "--threads",
+        "1",
+        "--mlock",
+        "off",
+        "--mqtt-bind",
+        `127.0.0.1:${port}`,
+        "--agent-id",
+        "npm-kill",
+        "--state-dir",
+        path.join(dir, "state"),
+      ],
+      {
+        cwd: ROOT,
+        env: { ...process.env, NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let output = "";
     npm.stdout.setEncoding("utf8").on("data", (d: string) => (output += d));
     npm.stderr.setEncoding("utf8").on("data", (d: string) => (output += d));
@@ -26,7 +46,10 @@ describe("npm start", () => {
     const agentPid = Number(/"pid":(\d+)/.exec(output)?.[1]);
     expect(agentPid).toBeGreaterThan(0);
     npm.kill("SIGTERM");
-    await waitUntil(() => !isAlive(agentPid), { what: `the agent (pid ${agentPid}) to stop after npm was killed; output:\n${output}`, timeoutMs: 15_000 });
+    await waitUntil(() => !isAlive(agentPid), {
+      what: `the agent (pid ${agentPid}) to stop after npm was killed; output:\n${output}`,
+      timeoutMs: 15_000,
+    });
     expect(output).toContain("the npm that started this agent has ended");
     expect(output).toContain("MQTT API stopped");
     // Its mosquitto went with it: nothing listens on the port any more.

@@ -22,11 +22,15 @@ beforeAll(async () => {
 }, 240_000);
 
 function listTar(archive: string): string[] {
-  return execFileSync("tar", ["-tzf", archive], { encoding: "utf8", maxBuffer: 64 << 20 }).trim().split("\n");
+  return execFileSync("tar", ["-tzf", archive], { encoding: "utf8", maxBuffer: 64 << 20 })
+    .trim()
+    .split("\n");
 }
 
 function listZip(archive: string): string[] {
-  return execFileSync("unzip", ["-Z1", archive], { encoding: "utf8", maxBuffer: 64 << 20 }).trim().split("\n");
+  return execFileSync("unzip", ["-Z1", archive], { encoding: "utf8", maxBuffer: 64 << 20 })
+    .trim()
+    .split("\n");
 }
 
 function walk(dir: string): string[] {
@@ -68,7 +72,12 @@ describe("npm run pack", () => {
       expect(files, wanted).toContain(wanted);
     }
     expect(files.filter((f) => /\.(dll|exe)$/.test(f) || f.includes("prebuilds/win32") || f.includes("/win-x64/"))).toEqual([]);
-    const prebuilt = new Set(files.filter((f) => f.startsWith("node_modules/@node-llama-cpp/")).map((f) => f.split("/")[2]).filter(Boolean));
+    const prebuilt = new Set(
+      files
+        .filter((f) => f.startsWith("node_modules/@node-llama-cpp/"))
+        .map((f) => f.split("/")[2])
+        .filter(Boolean),
+    );
     expect([...prebuilt]).toEqual(["linux-x64"]);
   });
 
@@ -120,16 +129,22 @@ describe("npm run pack", () => {
     expect(old.code).toBe(1);
     expect(old.stderr).toContain("Node.js 20 or newer is needed");
     expect(old.stderr).toContain("v18.19.0");
-    const missing = await runCommand(path.join(linux.folder, "instrument-agent"), ["--version"], { env: { PATH: "/nonexistent", IAGENT_NODE: "no-such-node" } });
+    const missing = await runCommand(path.join(linux.folder, "instrument-agent"), ["--version"], {
+      env: { PATH: "/nonexistent", IAGENT_NODE: "no-such-node" },
+    });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("Node.js 20 or newer is needed");
-    const real = await runCommand(path.join(linux.folder, "instrument-agent"), ["--version"], { env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` } });
+    const real = await runCommand(path.join(linux.folder, "instrument-agent"), ["--version"], {
+      env: { PATH: `${path.dirname(process.execPath)}:/usr/bin:/bin` },
+    });
     expect(real.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(real.code).toBe(0);
   });
 
   it("refuses an unknown target with exit 2", async () => {
-    const result = await runCommand(process.execPath, ["deploy/pack.mjs", "--target", "mac-arm64", "--skip-build", "--out", out], { cwd: path.resolve(import.meta.dirname, "..", "..") });
+    const result = await runCommand(process.execPath, ["deploy/pack.mjs", "--target", "mac-arm64", "--skip-build", "--out", out], {
+      cwd: path.resolve(import.meta.dirname, "..", ".."),
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("--target: expected one of linux-x64, win-x64");
     expect(readdirSync(out).filter((f) => f.includes("mac-arm64"))).toEqual([]);

@@ -90,7 +90,9 @@ beforeAll(async () => {
   // Without mosquitto the agent falls back to aedes, which speaks no MQTT 5.
   if (!findMosquitto()) throw new Error(`mosquitto is missing: install it with \`${INSTALL}\` (.ci/run does)`);
   if (await isListening("127.0.0.1", BROKER_PORT)) {
-    throw new Error(`something already listens on 127.0.0.1:${BROKER_PORT} (${portHolder(BROKER_PORT)}); npm start's embedded broker needs that port: stop it and run again`);
+    throw new Error(
+      `something already listens on 127.0.0.1:${BROKER_PORT} (${portHolder(BROKER_PORT)}); npm start's embedded broker needs that port: stop it and run again`,
+    );
   }
   unbuiltCheckout(copy);
   tmux = startTmux({ cwd: copy, command: "npm start", env: newcomerEnv(`http://127.0.0.1:${await freePort()}`) });
@@ -108,8 +110,13 @@ describe("the README quick start: npm start in a terminal, on a checkout never b
     const shown = lines(screen).slice(bannerIndex(screen));
     expect(shown[1], screen).toBe(DEMO_NOTICE);
     // "the broker already listening" here: something took the port after the check in beforeAll.
-    expect(shown.find((line) => line.startsWith("mqtt ")), `${screen}\n(on ${BROKER_PORT}: ${portHolder(BROKER_PORT)})`).toMatch(
-      new RegExp(`^mqtt {5}online: mosquitto \\S+ \\(MQTT 5\\) at mqtt://127\\.0\\.0\\.1:${BROKER_PORT}, started by the agent; questions to ${askTopic.replace(/[.]/g, "\\.")}$`),
+    expect(
+      shown.find((line) => line.startsWith("mqtt ")),
+      `${screen}\n(on ${BROKER_PORT}: ${portHolder(BROKER_PORT)})`,
+    ).toMatch(
+      new RegExp(
+        `^mqtt {5}online: mosquitto \\S+ \\(MQTT 5\\) at mqtt://127\\.0\\.0\\.1:${BROKER_PORT}, started by the agent; questions to ${askTopic.replace(/[.]/g, "\\.")}$`,
+      ),
     );
     expect(screen, screen).not.toMatch(CHATTY_LOG_LINE);
     expect(screen, screen).not.toMatch(PINO_JSON);
@@ -138,13 +145,35 @@ describe("the README quick start: npm start in a terminal, on a checkout never b
     const answer = all.slice(questionAt + 1, statsAt);
     expect(answer.join("").trim(), `an answer after the question; the screen:\n${screen}`).not.toBe("");
     const inside = all.slice(questionAt, statsAt + 2);
-    expect(inside.filter((line) => LOG_LINE.test(line) || PINO_JSON.test(line)), `no log line inside the prompt or the answer; the screen:\n${screen}`).toEqual([]);
+    expect(
+      inside.filter((line) => LOG_LINE.test(line) || PINO_JSON.test(line)),
+      `no log line inside the prompt or the answer; the screen:\n${screen}`,
+    ).toEqual([]);
     expect(all[statsAt + 1], screen).toBe(PROMPT);
     expect(screen, screen).not.toMatch(CHATTY_LOG_LINE);
   }, 150_000);
 
   it("gives mosquitto_rr (MQTT 5, response topic) one final answer", async () => {
-    const result = await runCommand(rrBinary, ["-h", "127.0.0.1", "-p", String(BROKER_PORT), "-V", "mqttv5", "-t", askTopic, "-e", "reply/me", "-m", '{"prompt":"hi"}', "-W", "120"], { timeoutMs: 130_000 });
+    const result = await runCommand(
+      rrBinary,
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(BROKER_PORT),
+        "-V",
+        "mqttv5",
+        "-t",
+        askTopic,
+        "-e",
+        "reply/me",
+        "-m",
+        '{"prompt":"hi"}',
+        "-W",
+        "120",
+      ],
+      { timeoutMs: 130_000 },
+    );
     const screen = terminal().screen();
     const context = `mosquitto_rr exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}\nthe screen:\n${screen}`;
     expect(result.stderr, context).toBe("");
@@ -169,11 +198,21 @@ describe("the README quick start: npm start in a terminal, on a checkout never b
     const status = await session.waitForExit(30_000);
     const screen = session.screen();
     expect(status, `exit status of npm start; the screen:\n${screen}`).toBe(0);
-    expect(await isListening("127.0.0.1", BROKER_PORT), `nothing listens on ${BROKER_PORT} after /bye (${portHolder(BROKER_PORT)}); the screen:\n${screen}`).toBe(false);
+    expect(
+      await isListening("127.0.0.1", BROKER_PORT),
+      `nothing listens on ${BROKER_PORT} after /bye (${portHolder(BROKER_PORT)}); the screen:\n${screen}`,
+    ).toBe(false);
     // After /bye the console is gone; a shutdown warning below it is inside no prompt.
     const byeAt = lines(screen).lastIndexOf(`${PROMPT} /bye`);
     expect(byeAt, screen).toBeGreaterThan(0);
-    expect(misplacedLogLines(lines(screen).slice(0, byeAt + 1).join("\n")), screen).toEqual([]);
+    expect(
+      misplacedLogLines(
+        lines(screen)
+          .slice(0, byeAt + 1)
+          .join("\n"),
+      ),
+      screen,
+    ).toEqual([]);
     expect(screen, screen).not.toMatch(CHATTY_LOG_LINE);
     expect(existsSync(path.join(copy, "dist")), "npm start needs no build").toBe(false);
   }, 40_000);

@@ -44,7 +44,25 @@ describe("models synth --shape qwen2.5-0.5b --type q8_0", () => {
 
   it("ask generates with it", async () => {
     const result = await runAgent(
-      ["ask", "--model", file, "--threads", "2", "--mlock", "off", "--context", "1024", "--temperature", "0", "--max-tokens", "8", "--json", "--log-level", "error", "What is RBW?"],
+      [
+        "ask",
+        "--model",
+        file,
+        "--threads",
+        "2",
+        "--mlock",
+        "off",
+        "--context",
+        "1024",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+        "--json",
+        "--log-level",
+        "error",
+        "What is RBW?",
+      ],
       { timeoutMs: 120_000 },
     );
     expect(result.code, result.stderr).toBe(0);

@@ -25,8 +25,12 @@ const STOP_TIMEOUT_MS = 30_000;
 // A newcomer's shell: Node's folder and the system's, none of this machine's extra tool paths
 // (a pyenv python3 without paho would shadow Debian's python3-paho-mqtt), and no agent settings.
 const env: NodeJS.ProcessEnv = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(IAGENT_|INSTRUMENT_AGENT_|npm_|VITEST|NODE_OPTIONS$|NODE_ENV$)/.test(name))),
-  PATH: [path.dirname(process.execPath), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(path.delimiter),
+  ...Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !/^(IAGENT_|INSTRUMENT_AGENT_|npm_|VITEST|NODE_OPTIONS$|NODE_ENV$)/.test(name)),
+  ),
+  PATH: [path.dirname(process.execPath), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"].join(
+    path.delimiter,
+  ),
 };
 
 interface Requirement {
@@ -39,27 +43,57 @@ function has(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`], { env }).status === 0;
 }
 
-
 const tools: Requirement[] = [
-  { neededBy: /mosquitto_|ask --via|paho/, missing: () => (has("mosquitto") ? undefined : "mosquitto is not installed: apt-get install -y mosquitto (the README's MQTT examples need the agent to start it as an MQTT 5 broker; .ci/run installs it)") },
-  ...["mosquitto_rr", "mosquitto_sub"].map((tool) => ({ neededBy: new RegExp(tool), missing: () => (has(tool) ? undefined : `${tool} is not installed: apt-get install -y mosquitto-clients (.ci/run installs it)`) })),
+  {
+    neededBy: /mosquitto_|ask --via|paho/,
+    missing: () =>
+      has("mosquitto")
+        ? undefined
+        : "mosquitto is not installed: apt-get install -y mosquitto (the README's MQTT examples need the agent to start it as an MQTT 5 broker; .ci/run installs it)",
+  },
+  ...["mosquitto_rr", "mosquitto_sub"].map((tool) => ({
+    neededBy: new RegExp(tool),
+    missing: () => (has(tool) ? undefined : `${tool} is not installed: apt-get install -y mosquitto-clients (.ci/run installs it)`),
+  })),
   {
     neededBy: /paho/,
     missing: () =>
-      spawnSync("python3", ["-c", "import paho.mqtt.client"], { env }).status === 0 ? undefined : "python3 cannot import paho.mqtt: apt-get install -y python3 python3-paho-mqtt (.ci/run installs it)",
+      spawnSync("python3", ["-c", "import paho.mqtt.client"], { env }).status === 0
+        ? undefined
+        : "python3 cannot import paho.mqtt: apt-get install -y python3 python3-paho-mqtt (.ci/run installs it)",
   },
-  ...["g++", "git"].map((tool) => ({ neededBy: new RegExp(`(^|\\s)${tool.replace(/\+/g, "\\+")}\\s`, "m"), missing: () => (has(tool) ? undefined : `${tool} is not installed: apt-get install -y ${tool} (the Speed section builds llama-bench with it)`) })),
+  ...["g++", "git"].map((tool) => ({
+    neededBy: new RegExp(`(^|\\s)${tool.replace(/\+/g, "\\+")}\\s`, "m"),
+    missing: () =>
+      has(tool) ? undefined : `${tool} is not installed: apt-get install -y ${tool} (the Speed section builds llama-bench with it)`,
+  })),
 ];
 
 const ports: Array<{ port: number; neededBy: RegExp; what: string }> = [
-  { port: 1883, neededBy: /mosquitto_|ask --via|paho/, what: "the README's MQTT examples start the agent's own mosquitto there: stop what listens (a mosquitto service: systemctl stop mosquitto; an instrument-agent run; another test using the default broker) and run this test again" },
-  { port: 5025, neededBy: /--serve-sim 5025|:5025/, what: "the README's firmware bridge examples serve the simulator there: stop what listens and run this test again" },
+  {
+    port: 1883,
+    neededBy: /mosquitto_|ask --via|paho/,
+    what: "the README's MQTT examples start the agent's own mosquitto there: stop what listens (a mosquitto service: systemctl stop mosquitto; an instrument-agent run; another test using the default broker) and run this test again",
+  },
+  {
+    port: 5025,
+    neededBy: /--serve-sim 5025|:5025/,
+    what: "the README's firmware bridge examples serve the simulator there: stop what listens and run this test again",
+  },
 ];
 
 async function machineProblems(): Promise<string[]> {
-  const runnable = blocks.filter((b) => b.kind === "run" || b.kind === "background").map((b) => b.code).join("\n");
-  const found = tools.filter((t) => t.neededBy.test(runnable)).map((t) => t.missing()).filter((m): m is string => m !== undefined);
-  for (const p of ports) if (p.neededBy.test(runnable) && (await isListening("127.0.0.1", p.port))) found.push(`something already listens on 127.0.0.1:${p.port} (${portHolder(p.port)}): ${p.what}`);
+  const runnable = blocks
+    .filter((b) => b.kind === "run" || b.kind === "background")
+    .map((b) => b.code)
+    .join("\n");
+  const found = tools
+    .filter((t) => t.neededBy.test(runnable))
+    .map((t) => t.missing())
+    .filter((m): m is string => m !== undefined);
+  for (const p of ports)
+    if (p.neededBy.test(runnable) && (await isListening("127.0.0.1", p.port)))
+      found.push(`something already listens on 127.0.0.1:${p.port} (${portHolder(p.port)}): ${p.what}`);
   return found;
 }
 
@@ -80,7 +114,8 @@ interface Started {
 
 /** Starts a block as its own process group, so a timeout or a stop reaches all it started. */
 function start(block: ReadmeBlock): Started {
-  const [program, args] = block.interpreter === "python3" ? ["python3", ["-c", block.code]] : ["bash", ["-e", "-o", "pipefail", "-c", block.code]];
+  const [program, args] =
+    block.interpreter === "python3" ? ["python3", ["-c", block.code]] : ["bash", ["-e", "-o", "pipefail", "-c", block.code]];
   const child = spawn(program, args as string[], { cwd: copy, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const started = { block, child, stdout: "", stderr: "" } as Started;
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (started.stdout += d));
@@ -119,7 +154,10 @@ function report(block: ReadmeBlock, what: string, outcome: Outcome): string {
     tail(outcome.stderr),
     ...[...running]
       .filter((s) => s.block !== block)
-      .flatMap((s) => [`--- meanwhile in the background, README.md:${s.block.line}${ended(s) ? ` (ended: ${s.child.exitCode ?? s.child.signalCode})` : ""} ---`, tail(`${s.stdout}${s.stderr}`, 3000)]),
+      .flatMap((s) => [
+        `--- meanwhile in the background, README.md:${s.block.line}${ended(s) ? ` (ended: ${s.child.exitCode ?? s.child.signalCode})` : ""} ---`,
+        tail(`${s.stdout}${s.stderr}`, 3000),
+      ]),
   ].join("\n");
 }
 
@@ -139,7 +177,10 @@ function expectOutput(block: ReadmeBlock, outcome: Outcome): void {
   if (!shown) return;
   const printed = `${outcome.stdout}\n${outcome.stderr}`;
   const absent = expectedFragments(shown.code).filter((f) => !printed.includes(f));
-  expect(absent, report(block, `printed none of ${JSON.stringify(absent)}, which the output block at README.md:${shown.line} shows`, outcome)).toEqual([]);
+  expect(
+    absent,
+    report(block, `printed none of ${JSON.stringify(absent)}, which the output block at README.md:${shown.line} shows`, outcome),
+  ).toEqual([]);
 }
 
 function ended(started: Started): boolean {
@@ -179,7 +220,9 @@ async function startBackground(block: ReadmeBlock): Promise<Started> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (!ready() && !ended(started) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   if (ready() && !ended(started)) return started;
-  const why = ended(started) ? `ended before its output said "${block.until}"` : `did not say "${block.until}" within ${READY_TIMEOUT_MS / 1000} s`;
+  const why = ended(started)
+    ? `ended before its output said "${block.until}"`
+    : `did not say "${block.until}" within ${READY_TIMEOUT_MS / 1000} s`;
   running.delete(started);
   killGroup(started.child, "SIGKILL");
   throw new Error(report(block, why, await started.closed));
@@ -200,7 +243,14 @@ async function stopBackground(started: Started): Promise<void> {
   if (outcome === "late") {
     killGroup(started.child, "SIGKILL");
     groups.delete(started.child);
-    throw new Error(report(block, `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM`, { code: null, signal: null, stdout: started.stdout, stderr: started.stderr }));
+    throw new Error(
+      report(block, `still running ${STOP_TIMEOUT_MS / 1000} s after SIGTERM`, {
+        code: null,
+        signal: null,
+        stdout: started.stdout,
+        stderr: started.stderr,
+      }),
+    );
   }
   groups.delete(started.child);
   // npm passes SIGTERM on and then ends as killed by it (143); the program itself must not complain.
@@ -227,8 +277,13 @@ it("classifies every fenced block of README.md: run, background, output, or skip
 });
 
 it("would fail on an example added without being run or marked", () => {
-  const added = parseReadmeBlocks(["## New", "```powershell", "Get-Item .", "```", "<!-- readme-test: skip: -->", "```sh", "make", "```"].join("\n"));
-  expect(added.problems).toEqual([expect.stringContaining("README.md:2: a ```powershell block is neither run nor marked"), expect.stringContaining("README.md:5: a skip marker needs a reason")]);
+  const added = parseReadmeBlocks(
+    ["## New", "```powershell", "Get-Item .", "```", "<!-- readme-test: skip: -->", "```sh", "make", "```"].join("\n"),
+  );
+  expect(added.problems).toEqual([
+    expect.stringContaining("README.md:2: a ```powershell block is neither run nor marked"),
+    expect.stringContaining("README.md:5: a skip marker needs a reason"),
+  ]);
 });
 
 const sections: Array<{ name: string; blocks: ReadmeBlock[] }> = [];
@@ -244,14 +299,23 @@ for (const section of sections) {
     for (const block of section.blocks) {
       if (block.kind === "skip") it.skip(`${title(block)} (skip: ${block.reason})`, () => undefined);
       else if (block.kind === "run") it(`${title(block)}`, () => runBlock(block), BLOCK_TIMEOUT_MS + 10_000);
-      else if (block.kind === "background") it(`${title(block)} (background until "${block.until}")`, async () => void background.push(await startBackground(block)), READY_TIMEOUT_MS + 10_000);
+      else if (block.kind === "background")
+        it(
+          `${title(block)} (background until "${block.until}")`,
+          async () => void background.push(await startBackground(block)),
+          READY_TIMEOUT_MS + 10_000,
+        );
     }
     for (const block of section.blocks.filter((b) => b.kind === "background")) {
-      it(`README.md:${block.line} stops cleanly on SIGTERM at the end of "${section.name}"`, async () => {
-        const started = background.find((s) => s.block === block);
-        expect(started, `README.md:${block.line} was not started`).toBeDefined();
-        await stopBackground(started!);
-      }, STOP_TIMEOUT_MS + 10_000);
+      it(
+        `README.md:${block.line} stops cleanly on SIGTERM at the end of "${section.name}"`,
+        async () => {
+          const started = background.find((s) => s.block === block);
+          expect(started, `README.md:${block.line} was not started`).toBeDefined();
+          await stopBackground(started!);
+        },
+        STOP_TIMEOUT_MS + 10_000,
+      );
     }
   });
 }

@@ -87,7 +87,9 @@ describe("the standalone simulator (scpi --serve-sim)", () => {
   it("serves on TCP, records every line it receives, and exits 0 on SIGTERM", async () => {
     requireBundle();
     const record = path.join(dir, "record.jsonl");
-    const child = spawn(process.execPath, [BUNDLE, "scpi", "--serve-sim", "0", "--sim-record", record], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BUNDLE, "scpi", "--serve-sim", "0", "--sim-record", record], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
       const port = await new Promise<number>((resolve, reject) => {
@@ -103,7 +105,10 @@ describe("the standalone simulator (scpi --serve-sim)", () => {
       expect(idn.stdout).toBe(`${SIM_IDN}\n`);
       const refused = await runAgent(["scpi", "--instrument", `tcp://127.0.0.1:${port}`, "*IDN?;*RST"]);
       expect(refused.code).toBe(2);
-      const lines = readFileSync(record, "utf8").trim().split("\n").map((l) => JSON.parse(l) as string);
+      const lines = readFileSync(record, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as string);
       expect(lines).toEqual(["*IDN?"]);
     } finally {
       child.kill("SIGTERM");

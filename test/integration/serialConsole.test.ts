@@ -23,10 +23,14 @@ class AgentProcess {
 
   constructor(args: string[]) {
     requireBundle();
-    this.child = spawn(process.execPath, [BUNDLE, "run", "--model", model, "--mqtt", "off", "--mlock", "off", "--threads", "1", "--temperature", "0", "--seed", "1", ...args], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
+    this.child = spawn(
+      process.execPath,
+      [BUNDLE, "run", "--model", model, "--mqtt", "off", "--mlock", "off", "--threads", "1", "--temperature", "0", "--seed", "1", ...args],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { ...process.env, NO_COLOR: "1" },
+      },
+    );
     this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (this.stderr += chunk));
     this.exit = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
   }
@@ -34,7 +38,8 @@ class AgentProcess {
   async waitForLog(text: string, timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.stderr.includes(text)) {
-      if (this.child.exitCode !== null) throw new Error(`the agent exited (${this.child.exitCode}) before logging "${text}":\n${this.stderr}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`the agent exited (${this.child.exitCode}) before logging "${text}":\n${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`the agent did not log "${text}" in ${timeoutMs} ms:\n${this.stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -21,8 +21,24 @@ beforeAll(async () => {
   broker = await startMosquitto();
   await pair.start();
   agent = spawnAgent([
-    "--model", model, "--serial", pair.a, "--mqtt", broker.url, "--agent-id", "bench-side",
-    "--parallel", "1", "--threads", "1", "--mlock", "off", "--temperature", "0", "--context", "4096",
+    "--model",
+    model,
+    "--serial",
+    pair.a,
+    "--mqtt",
+    broker.url,
+    "--agent-id",
+    "bench-side",
+    "--parallel",
+    "1",
+    "--threads",
+    "1",
+    "--mlock",
+    "off",
+    "--temperature",
+    "0",
+    "--context",
+    "4096",
   ]);
   await waitForStatus(broker.url, base, "online", agent);
   terminal = new PtyTerminal(pair.b);
@@ -47,7 +63,9 @@ describe("serial console and MQTT share one model", () => {
     await terminal.type("tell me about the sweep\r");
     const answerStart = await terminal.waitFor("tell me about the sweep\r\n", { from });
     await terminal.waitFor(/\S{20}/, { from: answerStart });
-    await requester.client.publishAsync(`${base}/ask`, JSON.stringify({ id: "m1", prompt: "and the span?", params: { maxTokens: 16 } }), { qos: 1 });
+    await requester.client.publishAsync(`${base}/ask`, JSON.stringify({ id: "m1", prompt: "and the span?", params: { maxTokens: 16 } }), {
+      qos: 1,
+    });
     const final = await requester.next(`${base}/answer/m1`, (m) => m.done === true, 60_000);
     expect(final.error).toBeUndefined();
     expect((final.usage as { completionTokens: number }).completionTokens).toBe(16);
@@ -59,7 +77,11 @@ describe("serial console and MQTT share one model", () => {
   });
 
   it("a console question during an MQTT answer is told it waits, with its place in line, then answered", async () => {
-    await requester.client.publishAsync(`${base}/ask`, JSON.stringify({ id: "m2", prompt: "a long story", stream: true, params: { maxTokens: 1500 } }), { qos: 1 });
+    await requester.client.publishAsync(
+      `${base}/ask`,
+      JSON.stringify({ id: "m2", prompt: "a long story", stream: true, params: { maxTokens: 1500 } }),
+      { qos: 1 },
+    );
     await requester.next(`${base}/answer/m2`, (m) => m.seq === 3, 30_000);
     const from = terminal.text.length;
     await terminal.type("what is RBW?\r");

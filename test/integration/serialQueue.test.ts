@@ -25,8 +25,20 @@ beforeAll(async () => {
   await pair.start();
   terminal = new PtyTerminal(pair.b);
   await terminal.open();
-  runtime = await LlamaRuntime.load({ modelPath: await synthModel(dir), modelLabel: "tiny", isDemo: true, threads: 1, contextSize: 2048, parallelSequences: 1, mlock: false, logger });
-  service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), { system: "Be brief.", params: { maxTokens: 600, temperature: 0, seed: 1 } });
+  runtime = await LlamaRuntime.load({
+    modelPath: await synthModel(dir),
+    modelLabel: "tiny",
+    isDemo: true,
+    threads: 1,
+    contextSize: 2048,
+    parallelSequences: 1,
+    mlock: false,
+    logger,
+  });
+  service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), {
+    system: "Be brief.",
+    params: { maxTokens: 600, temperature: 0, seed: 1 },
+  });
   console = new SerialConsole({ link: new SerialPortLink({ path: pair.a, baudRate: 9600 }), service, logger, banner: "banner" });
   await console.start();
   await terminal.waitFor("\r\n> ");
@@ -42,7 +54,10 @@ afterAll(async () => {
 describe("serial console and another requester on the shared queue", () => {
   it("a console question asked while another request generates waits, is told its place, and both are answered", async () => {
     let otherStreamed = 0;
-    const other = service.answer({ messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 1500 } }, { onDelta: () => (otherStreamed += 1) });
+    const other = service.answer(
+      { messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 1500 } },
+      { onDelta: () => (otherStreamed += 1) },
+    );
     while (otherStreamed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
     const from = terminal.text.length;
     await terminal.type("from the terminal\r");
@@ -60,7 +75,10 @@ describe("serial console and another requester on the shared queue", () => {
     const start = await terminal.waitFor("long one\r\n", { from });
     await terminal.waitFor(/[^]{50}/, { from: start });
     const positions: number[] = [];
-    const other = await service.answer({ messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 20 } }, { onQueued: (p) => positions.push(p) });
+    const other = await service.answer(
+      { messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 20 } },
+      { onQueued: (p) => positions.push(p) },
+    );
     expect(positions).toEqual([1]);
     expect(other.usage.completionTokens).toBe(20);
     await terminal.waitFor(/\[600 tokens, [^\]]+\]\r\n> /, { from: start, timeoutMs: 60_000 });

@@ -17,13 +17,29 @@ describe("bench statistics", () => {
 
   it("a sample counts generation speed after the first token, prompt speed up to it", () => {
     const s = sampleFrom({ startedAt: 0, firstAt: 100, finishedAt: 1100, promptTokens: 64, completionTokens: 21 });
-    expect(s).toEqual({ promptTokens: 64, completionTokens: 21, ttftMs: 100, promptTokensPerSecond: 640, tokensPerSecond: 20, pathMs: null });
+    expect(s).toEqual({
+      promptTokens: 64,
+      completionTokens: 21,
+      ttftMs: 100,
+      promptTokensPerSecond: 640,
+      tokensPerSecond: 20,
+      pathMs: null,
+    });
   });
 
   it("the path time is the requester's TTFT minus the engine's own, and only when both are known", () => {
-    expect(sampleFrom({ startedAt: 10, firstAt: 110.25, finishedAt: 900, promptTokens: 8, completionTokens: 4, engineTtftMs: 97 }).pathMs).toBe(3.25);
+    expect(
+      sampleFrom({ startedAt: 10, firstAt: 110.25, finishedAt: 900, promptTokens: 8, completionTokens: 4, engineTtftMs: 97 }).pathMs,
+    ).toBe(3.25);
     // No first text seen: the TTFT is the whole answer, so no path time either.
-    const silent = sampleFrom({ startedAt: 0, firstAt: undefined, finishedAt: 900, promptTokens: 8, completionTokens: 0, engineTtftMs: 97 });
+    const silent = sampleFrom({
+      startedAt: 0,
+      firstAt: undefined,
+      finishedAt: 900,
+      promptTokens: 8,
+      completionTokens: 0,
+      engineTtftMs: 97,
+    });
     expect(silent.pathMs).toBeNull();
     // Its median skips such requests, and is null only when no request has one.
     const timed = [1, 2, 9].map((pathMs) => ({ ...silent, pathMs }));

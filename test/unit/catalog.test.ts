@@ -89,7 +89,9 @@ describe("resolveHfUri", () => {
     expect(resolveHfUri(uri, "http://models.lab.local:8080/hf/")).toBe(
       "http://models.lab.local:8080/hf/Qwen/Qwen3-0.6B-GGUF/resolve/main/Qwen3-0.6B-Q8_0.gguf",
     );
-    expect(resolveHfUri(`${uri}#dev`, "https://mirror.example")).toBe("https://mirror.example/Qwen/Qwen3-0.6B-GGUF/resolve/dev/Qwen3-0.6B-Q8_0.gguf");
+    expect(resolveHfUri(`${uri}#dev`, "https://mirror.example")).toBe(
+      "https://mirror.example/Qwen/Qwen3-0.6B-GGUF/resolve/dev/Qwen3-0.6B-Q8_0.gguf",
+    );
   });
 
   it("keeps sub-folders of the file path", () => {

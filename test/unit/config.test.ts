@@ -71,7 +71,9 @@ describe("config errors name the source, the key and what was expected", () => {
   it("the GPU and NUMA settings: CPU by default, bad values named", () => {
     const { config } = loadConfig({ flags: {}, env: {}, cwd: dirWith({}) });
     expect({ gpu: config.gpu, gpuLayers: config.gpuLayers, numa: config.numa }).toEqual({ gpu: "off", gpuLayers: "auto", numa: "off" });
-    expect(loadConfig({ flags: { gpu: "auto", gpuLayers: "20" }, env: { IAGENT_NUMA: "distribute" }, cwd: dirWith({}) }).config).toMatchObject({ gpu: "auto", gpuLayers: 20, numa: "distribute" });
+    expect(
+      loadConfig({ flags: { gpu: "auto", gpuLayers: "20" }, env: { IAGENT_NUMA: "distribute" }, cwd: dirWith({}) }).config,
+    ).toMatchObject({ gpu: "auto", gpuLayers: 20, numa: "distribute" });
     const layers = failure(() => loadConfig({ flags: { gpuLayers: "lots" }, env: {}, cwd: dirWith({}) }));
     expect(layers.exitCode).toBe(2);
     expect(layers.message).toContain("--gpu-layers");

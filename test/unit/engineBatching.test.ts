@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { DeltaBatcher } from "../../agent/engine/process/engineWorker.js";
 import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/engine/llamaRuntime.js";
 
-const item = (tokens: number, evaluationPriority = 5) => ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
+const item = (tokens: number, evaluationPriority = 5) =>
+  ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
 
 describe("batching the sequences that are generating", () => {
   it("waits (an empty batch) while fewer sequences are queued than are generating, then takes them all", () => {
@@ -30,7 +31,12 @@ describe("batching the sequences that are generating", () => {
     // Queued by sequences 1, 2, 3, 0: sequence 0 finished sampling last.
     let ids = [1, 2, 3, 0];
     const counts = { orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
-    const strategy = gatherGeneratingSequences(() => 4, () => ids, 32, counts);
+    const strategy = gatherGeneratingSequences(
+      () => 4,
+      () => ids,
+      32,
+      counts,
+    );
     expect(strategy({ items: [a, b, c, d], size: 512 }).map((p) => p.item)).toEqual([d, a, b, c]);
     ids = [0, 1, 2, 3];
     expect(strategy({ items: [a, b, c, d], size: 512 }).map((p) => p.item)).toEqual([a, b, c, d]);
@@ -44,10 +50,20 @@ describe("batching the sequences that are generating", () => {
     expect(inSequenceOrder([a, b, c], undefined)).toEqual([a, b, c]);
     expect(inSequenceOrder([a, b, c], [2, 1])).toEqual([a, b, c]);
     const counts = { orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
-    const strategy = gatherGeneratingSequences(() => 3, () => undefined, 32, counts);
+    const strategy = gatherGeneratingSequences(
+      () => 3,
+      () => undefined,
+      32,
+      counts,
+    );
     expect(strategy({ items: [a, b, c], size: 512 }).map((p) => p.item)).toEqual([a, b, c]);
     // A batch of one sequence has no order to keep and is not counted.
-    gatherGeneratingSequences(() => 1, () => undefined, 32, counts)({ items: [a], size: 512 });
+    gatherGeneratingSequences(
+      () => 1,
+      () => undefined,
+      32,
+      counts,
+    )({ items: [a], size: 512 });
     expect(counts).toEqual({ orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 1 });
   });
 
@@ -62,7 +78,11 @@ describe("DeltaBatcher", () => {
   it("sends the first text at once, then at most one message per interval, only when text comes (no timer)", () => {
     let clock = 0;
     const sent: string[] = [];
-    const batcher = new DeltaBatcher((text) => sent.push(text), 100, () => clock);
+    const batcher = new DeltaBatcher(
+      (text) => sent.push(text),
+      100,
+      () => clock,
+    );
     batcher.push("A");
     expect(sent).toEqual(["A"]);
     clock = 40;

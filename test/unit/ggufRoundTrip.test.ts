@@ -96,7 +96,15 @@ describe("GGUF writer and reader", () => {
       version: 2,
       tensors: [
         { name: "a", dims: [10], type: GgmlType.F32, chunks: () => [Buffer.from(a.buffer)] },
-        { name: "b", dims: [32, 3], type: GgmlType.Q8_0, chunks: async function* () { yield b.subarray(0, 50); yield b.subarray(50); } },
+        {
+          name: "b",
+          dims: [32, 3],
+          type: GgmlType.Q8_0,
+          chunks: async function* () {
+            yield b.subarray(0, 50);
+            yield b.subarray(50);
+          },
+        },
       ],
     });
 

@@ -100,7 +100,13 @@ function naiveBytes(dims: readonly number[], type: number): number {
  * [bytes, 1, ...] of exactly the bytes that type and shape would take, so the offsets and
  * the file size agree with the retyped entry, then the entry is rewritten.
  */
-async function writeRetyped(name: string, tensor: string, dims: number[], type: number, shape: SyntheticShape = SYNTHETIC_SHAPES.tiny): Promise<string> {
+async function writeRetyped(
+  name: string,
+  tensor: string,
+  dims: number[],
+  type: number,
+  shape: SyntheticShape = SYNTHETIC_SHAPES.tiny,
+): Promise<string> {
   const bytes = naiveBytes(dims, type);
   const placeholder = [bytes, ...dims.slice(1).map(() => 1)];
   const path = await writeVariant(
@@ -286,7 +292,10 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a block count that differs from the blk.N groups", async () => {
-    const fewer = await writeVariant("three-blocks.gguf", (m, t) => ({ metadata: m, tensors: t.filter((x) => !x.name.startsWith("blk.3.")) }));
+    const fewer = await writeVariant("three-blocks.gguf", (m, t) => ({
+      metadata: m,
+      tensors: t.filter((x) => !x.name.startsWith("blk.3.")),
+    }));
     await expectRefusal(fewer, "IA_ERR_GGUF_TENSOR", "'blk.3.attn_norm.weight' is missing");
     const more = await writeVariant("extra-block.gguf", (m, t) => ({
       metadata: m,
@@ -314,7 +323,10 @@ describe("validateModelFile", () => {
       (m, t) => ({
         metadata: m
           .filter(([k]) => k !== "qwen2.attention.head_count_kv")
-          .map(([k, e]): [string, GgufMetadataEntry] => [k === "general.architecture" ? k : k.replace(/^qwen2\./, "llama."), k === "general.architecture" ? { type: GgufValueType.STRING, value: "llama" } : e]),
+          .map(([k, e]): [string, GgufMetadataEntry] => [
+            k === "general.architecture" ? k : k.replace(/^qwen2\./, "llama."),
+            k === "general.architecture" ? { type: GgufValueType.STRING, value: "llama" } : e,
+          ]),
         tensors: t,
       }),
       shape,
@@ -337,7 +349,9 @@ describe("checkModelGguf on edited tensor tables", () => {
     expect(() => checkModelGguf(file)).toThrow(
       expect.objectContaining({
         code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining(`${validPath}: tensor 'token_embd.weight': ggml type 77, which this llama.cpp does not know, shape [128, 2048]`),
+        message: expect.stringContaining(
+          `${validPath}: tensor 'token_embd.weight': ggml type 77, which this llama.cpp does not know, shape [128, 2048]`,
+        ),
       }),
     );
   });
@@ -348,14 +362,19 @@ describe("checkModelGguf on edited tensor tables", () => {
     if (second === undefined) throw new Error("no tensors");
     file.tensors[1] = { ...second, offset: second.offset + 32 };
     expect(() => checkModelGguf(file)).toThrow(
-      expect.objectContaining({ code: "IA_ERR_GGUF_TENSOR", message: expect.stringContaining("next tensor 'blk.0.attn_norm.weight' should start at data offset 278528; it starts at 278560") }),
+      expect.objectContaining({
+        code: "IA_ERR_GGUF_TENSOR",
+        message: expect.stringContaining("next tensor 'blk.0.attn_norm.weight' should start at data offset 278528; it starts at 278560"),
+      }),
     );
   });
 
   it("reports nested metadata arrays, which llama.cpp cannot read", async () => {
     const file = await validFile();
     file.metadata.set("x.nested", { type: GgufValueType.ARRAY, value: { itemType: GgufValueType.ARRAY, items: [] } });
-    expect(() => checkModelGguf(file)).toThrow(expect.objectContaining({ code: "IA_ERR_GGUF_MALFORMED", message: expect.stringContaining("'x.nested'") }));
+    expect(() => checkModelGguf(file)).toThrow(
+      expect.objectContaining({ code: "IA_ERR_GGUF_MALFORMED", message: expect.stringContaining("'x.nested'") }),
+    );
   });
 });
 
@@ -366,7 +385,9 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
       await writeSyntheticModel({ shape: "tiny", type, seed: 3, outPath: path });
       const summary = await validateModelFile(path);
       expect(summary.fileType, type).toBe(type.toUpperCase());
-      expect(summary.tensorDataBytes).toBe(planSyntheticModel(SYNTHETIC_SHAPES.tiny, type).tensors.reduce((sum, t) => sum + (tensorByteSize(t.dims, t.type) ?? NaN), 0));
+      expect(summary.tensorDataBytes).toBe(
+        planSyntheticModel(SYNTHETIC_SHAPES.tiny, type).tensors.reduce((sum, t) => sum + (tensorByteSize(t.dims, t.type) ?? NaN), 0),
+      );
     }
   });
 
@@ -388,17 +409,32 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
     // The same file with ffn_down in F16 is valid: only the block rule catches the retyped one.
     await validateModelFile(await writeVariant("ffn-400.gguf", (m, t) => ({ metadata: m, tensors: t }), FFN_400));
     const path = await writeRetyped("ffn-400-q8_0.gguf", "blk.0.ffn_down.weight", [400, 128], GgmlType.Q8_0, FFN_400);
-    await expectRefusal(path, "IA_ERR_GGUF_TENSOR", "tensor 'blk.0.ffn_down.weight': type Q8_0 needs the first dimension to be a multiple of 32 (its block size), got [400, 128]");
+    await expectRefusal(
+      path,
+      "IA_ERR_GGUF_TENSOR",
+      "tensor 'blk.0.ffn_down.weight': type Q8_0 needs the first dimension to be a multiple of 32 (its block size), got [400, 128]",
+    );
   });
 
   it("refuses K-quant rows that are not whole 256-element blocks", async () => {
     const path = await writeRetyped("q4_k-128.gguf", "blk.1.ffn_gate.weight", [128, 384], GgmlType.Q4_K);
-    await expectRefusal(path, "IA_ERR_GGUF_TENSOR", "tensor 'blk.1.ffn_gate.weight': type Q4_K needs the first dimension to be a multiple of 256 (its block size), got [128, 384]");
+    await expectRefusal(
+      path,
+      "IA_ERR_GGUF_TENSOR",
+      "tensor 'blk.1.ffn_gate.weight': type Q4_K needs the first dimension to be a multiple of 256 (its block size), got [128, 384]",
+    );
   });
 
   it("refuses removed and unknown ggml type ids", async () => {
     const removed: [number, string][] = [
-      [4, "Q4_2"], [5, "Q4_3"], [31, "Q4_0_4_4"], [32, "Q4_0_4_8"], [33, "Q4_0_8_8"], [36, "IQ4_NL_4_4"], [37, "IQ4_NL_4_8"], [38, "IQ4_NL_8_8"],
+      [4, "Q4_2"],
+      [5, "Q4_3"],
+      [31, "Q4_0_4_4"],
+      [32, "Q4_0_4_8"],
+      [33, "Q4_0_8_8"],
+      [36, "IQ4_NL_4_4"],
+      [37, "IQ4_NL_4_8"],
+      [38, "IQ4_NL_8_8"],
     ];
     const template = await writeVariant("type-template.gguf", (m, t) => ({ metadata: m, tensors: t }));
     const bytes = await readFile(template);
@@ -406,7 +442,8 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
       const path = join(dir, `type-${id}.gguf`);
       await writeFile(path, bytes);
       await editTensorTable(path, { "blk.2.attn_k.weight": { type: id } });
-      const what = name === undefined ? `ggml type ${id}, which this llama.cpp does not know` : `ggml type ${id} (${name}), which ggml has removed`;
+      const what =
+        name === undefined ? `ggml type ${id}, which this llama.cpp does not know` : `ggml type ${id} (${name}), which ggml has removed`;
       await expectRefusal(path, "IA_ERR_GGUF_TENSOR", `tensor 'blk.2.attn_k.weight': ${what}, shape [128, 64]`, "0-3, 6-30, 34-35, 39-42");
     }
   });
@@ -425,12 +462,20 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
   it("refuses a first tensor that does not start at data offset 0", async () => {
     const path = await writeVariant("first-offset.gguf", (m, t) => ({ metadata: m, tensors: t }));
     await editTensorTable(path, { "token_embd.weight": { offset: 32 } });
-    await expectRefusal(path, "IA_ERR_GGUF_TENSOR", "tensor 'token_embd.weight' (type F16, shape [128, 2048]) is the first tensor", "it starts at 32");
+    await expectRefusal(
+      path,
+      "IA_ERR_GGUF_TENSOR",
+      "tensor 'token_embd.weight' (type F16, shape [128, 2048]) is the first tensor",
+      "it starts at 32",
+    );
   });
 
   it("honours general.alignment: padded tensors pass, a table padded to another alignment does not", async () => {
     const alignment = (value: number): GgufMetadataEntry => ({ type: GgufValueType.UINT32, value });
-    const path = await writeVariant("align-1024.gguf", (m, t) => ({ metadata: [...m, ["general.alignment", alignment(1024)]], tensors: t }));
+    const path = await writeVariant("align-1024.gguf", (m, t) => ({
+      metadata: [...m, ["general.alignment", alignment(1024)]],
+      tensors: t,
+    }));
     const file = await readGguf(path);
     // attn_k.bias is 64 F32 (256 bytes), padded to 1024.
     const names = file.tensors.map((t) => t.name);
@@ -442,7 +487,9 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
     expect(() => checkModelGguf({ ...file, alignment: 32 })).toThrow(
       expect.objectContaining({
         code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining("tensor 'blk.0.attn_norm.weight' (type F32, shape [128]) takes 512 bytes (512 padded to general.alignment 32)"),
+        message: expect.stringContaining(
+          "tensor 'blk.0.attn_norm.weight' (type F32, shape [128]) takes 512 bytes (512 padded to general.alignment 32)",
+        ),
       }),
     );
   });
@@ -454,6 +501,11 @@ describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)",
     const ffnDown = file.tensors.find((t) => t.name === "blk.3.ffn_down.weight");
     if (last === undefined || ffnDown === undefined) throw new Error("no tensors");
     await writeFile(path, validBytes.subarray(0, file.dataOffset + ffnDown.offset + 100));
-    await expectRefusal(path, "IA_ERR_GGUF_TRUNCATED", "tensor 'blk.3.ffn_down.weight' (type Q8_0, shape [384, 128]) needs 52224 bytes", "truncated");
+    await expectRefusal(
+      path,
+      "IA_ERR_GGUF_TRUNCATED",
+      "tensor 'blk.3.ffn_down.weight' (type Q8_0, shape [384, 128]) needs 52224 bytes",
+      "truncated",
+    );
   });
 });

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { isInitialUserNamespace, parseCapEff, parseCpuinfo, parseLimits, parseMeminfo, parseOsRelease, probeHost } from "../../agent/host/hostProbe.js";
+import {
+  isInitialUserNamespace,
+  parseCapEff,
+  parseCpuinfo,
+  parseLimits,
+  parseMeminfo,
+  parseOsRelease,
+  probeHost,
+} from "../../agent/host/hostProbe.js";
 import type { SystemInfo } from "../../agent/host/hostProbe.js";
 
 const I5_8365U_FLAGS =

@@ -4,7 +4,11 @@ import type { LineEvent } from "../../agent/transports/serial/lineDiscipline.js"
 import { SerialOutput } from "../../agent/transports/serial/serialOutput.js";
 
 const bytes = (text: string) => Buffer.from(text, "utf8");
-const echoOf = (events: LineEvent[]) => events.filter((e) => e.kind === "echo").map((e) => e.text).join("");
+const echoOf = (events: LineEvent[]) =>
+  events
+    .filter((e) => e.kind === "echo")
+    .map((e) => e.text)
+    .join("");
 const linesOf = (events: LineEvent[]) => events.filter((e) => e.kind === "line").map((e) => e.text);
 
 function feedAll(discipline: LineDiscipline, chunks: (string | Buffer)[]): LineEvent[] {
@@ -15,7 +19,15 @@ describe("LineDiscipline", () => {
   it("echoes what is typed and submits on CR, LF and CRLF exactly once each", () => {
     const d = new LineDiscipline();
     expect(echoOf(d.feed(bytes("ab")))).toBe("ab");
-    expect(linesOf(feedAll(d, ["\r", "cr\r", "lf\n", "crlf\r\n", "split\r", "\n", "\r\r"]))).toEqual(["ab", "cr", "lf", "crlf", "split", "", ""]);
+    expect(linesOf(feedAll(d, ["\r", "cr\r", "lf\n", "crlf\r\n", "split\r", "\n", "\r\r"]))).toEqual([
+      "ab",
+      "cr",
+      "lf",
+      "crlf",
+      "split",
+      "",
+      "",
+    ]);
     // LF LF is two Enters; only a CR followed by LF is one.
     expect(linesOf(d.feed(bytes("x\n\n")))).toEqual(["x", ""]);
     expect(echoOf(d.feed(bytes("q\r\n")))).toBe("q\r\n");
@@ -69,7 +81,12 @@ describe("LineDiscipline", () => {
     expect(events.at(-1)).toMatchObject({ kind: "refused", reason: "invalid-utf8" });
     expect(JSON.stringify(events.at(-1))).toContain("0xff at character 3");
     // A sequence cut short, an overlong form and a UTF-16 surrogate are each refused.
-    for (const bad of [[0xe4, 0xbd, 0x78], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]]) {
+    for (const bad of [
+      [0xe4, 0xbd, 0x78],
+      [0xc0, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+    ]) {
       const result = d.feed(Buffer.from([...bad, 0x0d]));
       expect(result.at(-1), `bytes ${bad.join(",")}`).toMatchObject({ kind: "refused", reason: "invalid-utf8" });
     }

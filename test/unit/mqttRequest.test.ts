@@ -10,7 +10,11 @@ const ask = (payload: string | Buffer, props: { responseTopic?: string; correlat
 describe("parseAsk", () => {
   it("reads plain text as a prompt and routes to <base>/answer/<new id>", () => {
     const parsed = ask("  What is RBW?  ");
-    expect(parsed).toMatchObject({ ok: true, request: { id: "new-id", idGiven: false, prompt: "What is RBW?", stream: false }, route: { topic: "ia/a1/answer/new-id" } });
+    expect(parsed).toMatchObject({
+      ok: true,
+      request: { id: "new-id", idGiven: false, prompt: "What is RBW?", stream: false },
+      route: { topic: "ia/a1/answer/new-id" },
+    });
     // Only a payload starting with '{' is read as JSON.
     expect(ask("[1,2]")).toMatchObject({ ok: true, request: { prompt: "[1,2]" } });
   });
@@ -18,13 +22,22 @@ describe("parseAsk", () => {
   it("prefers the MQTT 5 response topic, then replyTo; the correlation data is the default id", () => {
     const both = ask(JSON.stringify({ prompt: "x", replyTo: "lab/r" }), { responseTopic: "lab/v5", correlationData: Buffer.from("c-1") });
     expect(both).toMatchObject({ ok: true, request: { id: "c-1", idGiven: true }, route: { topic: "lab/v5" } });
-    expect(ask(JSON.stringify({ id: 7, prompt: "x", replyTo: "lab/r" }))).toMatchObject({ ok: true, request: { id: "7" }, route: { topic: "lab/r" } });
+    expect(ask(JSON.stringify({ id: 7, prompt: "x", replyTo: "lab/r" }))).toMatchObject({
+      ok: true,
+      request: { id: "7" },
+      route: { topic: "lab/r" },
+    });
     expect(ask("x", { correlationData: Buffer.from([0xff, 0x00]) })).toMatchObject({ ok: true, request: { id: "ff00" } });
   });
 
   it("reads messages, system, session, params and stream", () => {
-    const parsed = ask(JSON.stringify({ messages: [{ role: "user", content: "hi" }], system: "s", params: { maxTokens: 8, temperature: 0 }, stream: true }));
-    expect(parsed).toMatchObject({ ok: true, request: { messages: [{ role: "user", content: "hi" }], system: "s", params: { maxTokens: 8, temperature: 0 }, stream: true } });
+    const parsed = ask(
+      JSON.stringify({ messages: [{ role: "user", content: "hi" }], system: "s", params: { maxTokens: 8, temperature: 0 }, stream: true }),
+    );
+    expect(parsed).toMatchObject({
+      ok: true,
+      request: { messages: [{ role: "user", content: "hi" }], system: "s", params: { maxTokens: 8, temperature: 0 }, stream: true },
+    });
   });
 
   it.each([
@@ -87,8 +100,12 @@ describe("UTF-8, cancel, scpi and request keys", () => {
   it("keys a redelivery by route and id, or by content when there is no id", () => {
     const route = { topic: "lab/r" };
     expect(requestKey(route, "a", true, { payload: Buffer.from("x") })).toBe(requestKey(route, "a", true, { payload: Buffer.from("y") }));
-    expect(requestKey(route, "n1", false, { payload: Buffer.from("x") })).toBe(requestKey(route, "n2", false, { payload: Buffer.from("x") }));
-    expect(requestKey(route, "n1", false, { payload: Buffer.from("x") })).not.toBe(requestKey(route, "n1", false, { payload: Buffer.from("y") }));
+    expect(requestKey(route, "n1", false, { payload: Buffer.from("x") })).toBe(
+      requestKey(route, "n2", false, { payload: Buffer.from("x") }),
+    );
+    expect(requestKey(route, "n1", false, { payload: Buffer.from("x") })).not.toBe(
+      requestKey(route, "n1", false, { payload: Buffer.from("y") }),
+    );
   });
 });
 

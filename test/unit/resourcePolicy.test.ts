@@ -9,7 +9,17 @@ import type { CatalogEntry } from "../../models/catalog.js";
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 
-const NO_FLAGS: CpuFlags = { sse42: false, avx: false, avx2: false, avx512: false, avx512Vnni: false, avxVnni: false, amx: false, f16c: false, fma: false };
+const NO_FLAGS: CpuFlags = {
+  sse42: false,
+  avx: false,
+  avx2: false,
+  avx512: false,
+  avx512Vnni: false,
+  avxVnni: false,
+  amx: false,
+  f16c: false,
+  fma: false,
+};
 const HASWELL_CLASS: CpuFlags = { ...NO_FLAGS, sse42: true, avx: true, avx2: true, f16c: true, fma: true };
 
 function host(overrides: Partial<HostFacts>): HostFacts {
@@ -166,7 +176,12 @@ const footprintOf = (id: string) => {
   return entry.footprint;
 };
 
-function plan(facts: HostFacts, shape: DeploymentShape, requested: Partial<ResourceRequest> = {}, model: PlanInput["model"] = catalog()): ResourcePlan {
+function plan(
+  facts: HostFacts,
+  shape: DeploymentShape,
+  requested: Partial<ResourceRequest> = {},
+  model: PlanInput["model"] = catalog(),
+): ResourcePlan {
   return planResources({ facts, shape, requested: { ...AUTO, ...requested }, model });
 }
 
@@ -394,7 +409,13 @@ describe("requested values are honoured", () => {
   });
 
   it("keeps explicit context, parallel sequences, reserve and mlock off", () => {
-    const p = plan(CF_SV8_UNLIMITED, "beside-instrument", { contextSize: 1024, parallelSequences: 3, reserveCores: 2, reserveMemMiB: 4096, mlock: "off" });
+    const p = plan(CF_SV8_UNLIMITED, "beside-instrument", {
+      contextSize: 1024,
+      parallelSequences: 3,
+      reserveCores: 2,
+      reserveMemMiB: 4096,
+      mlock: "off",
+    });
     expect(p.contextSize.value).toBe(1024);
     expect(p.parallelSequences.value).toBe(3);
     expect(p.reserve.cores).toBe(2);
@@ -420,15 +441,30 @@ describe("requested values are honoured", () => {
 
 describe("model choice", () => {
   it("prefers Q8_0 for models up to 1B on a CPU with AVX-512 VNNI", () => {
-    const small = plan(VNNI_SERVER, "beside-instrument", {}, catalog((c) => c.parameterCount < 1e9));
+    const small = plan(
+      VNNI_SERVER,
+      "beside-instrument",
+      {},
+      catalog((c) => c.parameterCount < 1e9),
+    );
     expect(small.model.id).toBe("qwen3-0.6b-q8_0");
-    const qwen25 = plan(VNNI_SERVER, "beside-instrument", {}, catalog((c) => c.baseModel === "qwen2.5-0.5b-instruct"));
+    const qwen25 = plan(
+      VNNI_SERVER,
+      "beside-instrument",
+      {},
+      catalog((c) => c.baseModel === "qwen2.5-0.5b-instruct"),
+    );
     expect(qwen25.model.id).toBe("qwen2.5-0.5b-instruct-q8_0");
     expect(qwen25.model.reason).toMatch(/VNNI/);
   });
 
   it("prefers Q4_K_M for the same small model without VNNI", () => {
-    const p = plan(CF_SV8, "beside-instrument", {}, catalog((c) => c.baseModel === "qwen2.5-0.5b-instruct"));
+    const p = plan(
+      CF_SV8,
+      "beside-instrument",
+      {},
+      catalog((c) => c.baseModel === "qwen2.5-0.5b-instruct"),
+    );
     expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
   });
 
@@ -437,7 +473,12 @@ describe("model choice", () => {
   });
 
   it("skips models that are not available", () => {
-    const p = plan(CF_SV8, "beside-instrument", {}, catalog((c) => !c.id.startsWith("qwen3-4b")));
+    const p = plan(
+      CF_SV8,
+      "beside-instrument",
+      {},
+      catalog((c) => !c.id.startsWith("qwen3-4b")),
+    );
     expect(p.model.id).toBe("qwen2.5-3b-instruct-q4_k_m");
     expect(p.model.reason).toMatch(/8 of 10 catalog models are available/);
   });
@@ -463,7 +504,9 @@ describe("quantization between entries of one base model", () => {
   it("chooses Q8_0 on a CPU with AVX-VNNI and says why", () => {
     const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, onlyQwen25);
     expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q8_0");
-    expect(p.model.reason).toMatch(/Q8_0 over Q4_K_M: this CPU has AVX-VNNI, where Q8_0 runs models up to 1B faster than Q4_K_M .*NOTES\.md.*, and it fits/);
+    expect(p.model.reason).toMatch(
+      /Q8_0 over Q4_K_M: this CPU has AVX-VNNI, where Q8_0 runs models up to 1B faster than Q4_K_M .*NOTES\.md.*, and it fits/,
+    );
   });
 
   it("chooses Q8_0 on a CPU with AVX-512 VNNI and AMX, naming both", () => {
@@ -493,17 +536,29 @@ describe("quantization between entries of one base model", () => {
     const p = plan(tight, "beside-instrument", { reserveMemMiB });
     expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
     expect(p.memory.fits).toBe(true);
-    expect(p.model.reason).toMatch(/Q4_K_M: this CPU has AVX-VNNI, .*so Q8_0 would be preferred, but qwen2\.5-0\.5b-instruct-q8_0 needs [\d,]+ MiB, more than the [\d,]+ MiB budget/);
+    expect(p.model.reason).toMatch(
+      /Q4_K_M: this CPU has AVX-VNNI, .*so Q8_0 would be preferred, but qwen2\.5-0\.5b-instruct-q8_0 needs [\d,]+ MiB, more than the [\d,]+ MiB budget/,
+    );
   });
 
   it("says so when the preferred Q8_0 is not available", () => {
-    const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, catalog((c) => c.baseModel === QWEN25_05B && c.quant === "Q4_K_M"));
+    const p = plan(
+      AVX_VNNI_LAPTOP,
+      "beside-instrument",
+      {},
+      catalog((c) => c.baseModel === QWEN25_05B && c.quant === "Q4_K_M"),
+    );
     expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q4_k_m");
     expect(p.model.reason).toMatch(/so Q8_0 would be preferred, but qwen2\.5-0\.5b-instruct-q8_0 is not available/);
   });
 
   it("keeps Q4_K_M above 1B on a VNNI CPU and says the preference stops at 1B", () => {
-    const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, catalog((c) => c.baseModel === "qwen2.5-1.5b-instruct"));
+    const p = plan(
+      AVX_VNNI_LAPTOP,
+      "beside-instrument",
+      {},
+      catalog((c) => c.baseModel === "qwen2.5-1.5b-instruct"),
+    );
     expect(p.model.id).toBe("qwen2.5-1.5b-instruct-q4_k_m");
     expect(p.model.reason).toMatch(/Q4_K_M over Q8_0: this CPU has AVX-VNNI, but Q8_0 is preferred there only for models up to 1B/);
   });

@@ -53,7 +53,7 @@ describe("the read-only SCPI allowlist", () => {
     [":INIT", "measurement sweep"],
     [":INITiate:IMMediate", "measurement sweep"],
     [":SYST:ERR?", "not on the read-only allowlist"],
-    [":MMEM:STOR:STAT 1,\"x\"", "would change"],
+    [':MMEM:STOR:STAT 1,"x"', "would change"],
     [":FREQ:CENT? 1e9", "parameters"],
     ["", "empty"],
     ["*IDN?;;*IDN?", "empty command"],
@@ -134,6 +134,8 @@ describe("instrument URIs", () => {
     ["prologix:///dev/ttyUSB0?addr=31", "addr must be from 0 to 30"],
     ["ttyUSB0", "not a URI"],
   ])("refuses %s with IA_ERR_INSTRUMENT_URI", (uri, why) => {
-    expect(() => parseInstrumentUri(uri)).toThrow(expect.objectContaining({ code: "IA_ERR_INSTRUMENT_URI", exitCode: 2, message: expect.stringContaining(why) }) as Error);
+    expect(() => parseInstrumentUri(uri)).toThrow(
+      expect.objectContaining({ code: "IA_ERR_INSTRUMENT_URI", exitCode: 2, message: expect.stringContaining(why) }) as Error,
+    );
   });
 });

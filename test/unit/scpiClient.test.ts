@@ -96,7 +96,16 @@ describe("the instrument context", () => {
     const context = new InstrumentContext({ query: (q) => bridge.query(q), description: "sim", cacheMs: 3000, now: () => clock });
     const text = await context.render();
     expect(text).toContain("Keysight Technologies N9020A");
-    for (const part of ["center 1 GHz", "span 100 MHz (950 MHz to 1.05 GHz)", "RBW 1 MHz", "VBW 1 MHz", "sweep time 1 ms", "1001 sweep points", "reference level 0 dBm", "marker 1 at 1 GHz reads -20 dBm"]) {
+    for (const part of [
+      "center 1 GHz",
+      "span 100 MHz (950 MHz to 1.05 GHz)",
+      "RBW 1 MHz",
+      "VBW 1 MHz",
+      "sweep time 1 ms",
+      "1001 sweep points",
+      "reference level 0 dBm",
+      "marker 1 at 1 GHz reads -20 dBm",
+    ]) {
       expect(text).toContain(part);
     }
     const reads = bridge.simulator?.received.length ?? 0;
@@ -117,7 +126,13 @@ describe("the instrument context", () => {
       asked += 1;
       return Promise.reject(new Error("connection refused"));
     };
-    const context = new InstrumentContext({ query, description: "tcp://10.9.9.9:5025", cacheMs: 3000, failureCacheMs: 15_000, now: () => clock });
+    const context = new InstrumentContext({
+      query,
+      description: "tcp://10.9.9.9:5025",
+      cacheMs: 3000,
+      failureCacheMs: 15_000,
+      now: () => clock,
+    });
     const text = await context.render();
     expect(text).toContain("could not be read (connection refused)");
     expect(context.lastReadable).toBe(false);

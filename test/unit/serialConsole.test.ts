@@ -117,7 +117,12 @@ class FakeRuntime implements ModelRuntime {
       text += this.piece;
       request.onDelta?.(this.piece);
     }
-    return { text, finishReason, usage: { promptTokens: 3, completionTokens: this.deltas }, timings: { ttftMs: 1, tokensPerSecond: 100, promptTokensPerSecond: 100, totalMs: 1, queuedMs: 0 } };
+    return {
+      text,
+      finishReason,
+      usage: { promptTokens: 3, completionTokens: this.deltas },
+      timings: { ttftMs: 1, tokensPerSecond: 100, promptTokensPerSecond: 100, totalMs: 1, queuedMs: 0 },
+    };
   }
 
   async countTokens(text: string): Promise<number> {
@@ -130,7 +135,11 @@ class FakeRuntime implements ModelRuntime {
 const logger = createLogger({ level: "silent" });
 const consoles: SerialConsole[] = [];
 
-function makeConsole(link: SerialLink, runtime: ModelRuntime, service = new AnswerService(runtime, new RequestQueue({ slots: 1 }), { system: "s", params: {} })): SerialConsole {
+function makeConsole(
+  link: SerialLink,
+  runtime: ModelRuntime,
+  service = new AnswerService(runtime, new RequestQueue({ slots: 1 }), { system: "s", params: {} }),
+): SerialConsole {
   const console = new SerialConsole({ link, service, logger, banner: "BANNER", reopenFirstMs: 10, reopenMaxMs: 40 });
   consoles.push(console);
   return console;

@@ -29,14 +29,18 @@ describe("engine preflight", () => {
   });
 
   it("uses a local build when one exists, and the prebuilt binaries on glibc 2.34+", () => {
-    expect(chooseEngine({ platform: "linux", glibcVersion: "2.31", windowsVersion: null }, { ...install, localBuild: "linux-x64-abc" })).toEqual({ kind: "localBuild", folder: "linux-x64-abc" });
+    expect(
+      chooseEngine({ platform: "linux", glibcVersion: "2.31", windowsVersion: null }, { ...install, localBuild: "linux-x64-abc" }),
+    ).toEqual({ kind: "localBuild", folder: "linux-x64-abc" });
     expect(chooseEngine({ platform: "linux", glibcVersion: "2.34", windowsVersion: null }, install)).toEqual({ kind: "prebuilt" });
     expect(chooseEngine({ platform: "linux", glibcVersion: "2.36", windowsVersion: null }, install)).toEqual({ kind: "prebuilt" });
   });
 
   it("refuses Windows 7 and 8.1 with a pointer to a host beside the instrument, and takes Windows 10 and 11", () => {
     for (const version of ["6.1.7601", "6.3.9600"]) {
-      expect(() => chooseEngine({ platform: "win32", glibcVersion: null, windowsVersion: version }, install)).toThrow(/beside the instrument/);
+      expect(() => chooseEngine({ platform: "win32", glibcVersion: null, windowsVersion: version }, install)).toThrow(
+        /beside the instrument/,
+      );
     }
     expect(chooseEngine({ platform: "win32", glibcVersion: null, windowsVersion: "10.0.22631" }, install)).toEqual({ kind: "prebuilt" });
   });
@@ -76,7 +80,9 @@ describe("smoke report", () => {
     expect(report.tokensPerSecond).toBeNull();
     const text = renderSmoke(report);
     expect(text).toMatch(/^FAIL\s+model loads/m);
-    expect(text).toContain("smoke: FAILED 5 of 7 checks (model loads, generates 16 tokens, tokens/s above 1, mlock as planned, MQTT round trip); 2 passed");
+    expect(text).toContain(
+      "smoke: FAILED 5 of 7 checks (model loads, generates 16 tokens, tokens/s above 1, mlock as planned, MQTT round trip); 2 passed",
+    );
   });
 
   it("an invalid model file fails its own check with the file's error code", async () => {

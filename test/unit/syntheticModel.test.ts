@@ -65,7 +65,13 @@ describe("writeSyntheticModel", () => {
   it("writes a tiny model that validates", async () => {
     const outPath = join(dir, "tiny-q4.gguf");
     const progress: number[] = [];
-    const result = await writeSyntheticModel({ shape: "tiny", type: "q4_0", seed: 5, outPath, onProgress: (p) => progress.push(p.bytesWritten) });
+    const result = await writeSyntheticModel({
+      shape: "tiny",
+      type: "q4_0",
+      seed: 5,
+      outPath,
+      onProgress: (p) => progress.push(p.bytesWritten),
+    });
     expect(result).toMatchObject({ path: outPath, shape: "tiny", type: "q4_0", seed: 5, tensorCount: 50 });
     expect(progress.at(-1)).toBe(result.bytes);
     expect(result.bytes).toBeLessThan(4_000_000);
@@ -105,7 +111,9 @@ describe("writeSyntheticModel", () => {
   });
 
   it("refuses an unknown shape name, listing the known ones", () => {
-    expect(() => syntheticShape("qwen9-100b")).toThrow(expect.objectContaining({ code: "IA_ERR_USAGE", message: expect.stringContaining("qwen2.5-0.5b") }));
+    expect(() => syntheticShape("qwen9-100b")).toThrow(
+      expect.objectContaining({ code: "IA_ERR_USAGE", message: expect.stringContaining("qwen2.5-0.5b") }),
+    );
   });
 });
 
@@ -189,7 +197,14 @@ describe("buildSyntheticVocabulary", () => {
     const known = new Set(vocab.tokens);
     for (const merge of vocab.merges) {
       const [left, right, ...rest] = merge.split(" ");
-      if (rest.length > 0 || left === undefined || right === undefined || !known.has(left) || !known.has(right) || !known.has(left + right)) {
+      if (
+        rest.length > 0 ||
+        left === undefined ||
+        right === undefined ||
+        !known.has(left) ||
+        !known.has(right) ||
+        !known.has(left + right)
+      ) {
         throw new Error(`inconsistent merge '${merge}'`);
       }
     }

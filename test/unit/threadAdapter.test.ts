@@ -3,7 +3,8 @@ import { othersBusyCores, parseCpuSample, ThreadAdapter, threadsForContention } 
 import type { CpuSample } from "../../agent/engine/threadAdapter.js";
 
 const procStat = (user: number, idle: number) => `cpu  ${user} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1 2\n`;
-const selfStat = (utime: number, stime: number) => `4242 (node (engine) x) S 1 2 3 0 -1 4194560 100 0 0 0 ${utime} ${stime} 0 0 20 0 7 0 5 6 7`;
+const selfStat = (utime: number, stime: number) =>
+  `4242 (node (engine) x) S 1 2 3 0 -1 4194560 100 0 0 0 ${utime} ${stime} 0 0 20 0 7 0 5 6 7`;
 
 describe("reading CPU time", () => {
   it("takes the aggregate cpu line and this process's utime + stime, even with ')' in its name", () => {
@@ -52,7 +53,14 @@ describe("ThreadAdapter", () => {
       return clock;
     };
     const applied: number[] = [];
-    const adapter = new ThreadAdapter({ planned: 2, cores: 2, apply: (n) => applied.push(n), intervalMs: 1000, forgetAfterMs: 5000, sample: () => ({ ...clock }) });
+    const adapter = new ThreadAdapter({
+      planned: 2,
+      cores: 2,
+      apply: (n) => applied.push(n),
+      intervalMs: 1000,
+      forgetAfterMs: 5000,
+      sample: () => ({ ...clock }),
+    });
     adapter.begin();
     busyOthers = 1;
     advance();

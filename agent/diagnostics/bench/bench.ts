@@ -51,7 +51,17 @@ export interface ConcurrencyFigure {
 }
 
 export interface BenchReport {
-  machine: { cpu: string; physicalCores: number; logicalCores: number; memoryGiB: number; os: string; node: string; backend: string; engine: "process" | "inline"; uvThreadpoolSize: string | null };
+  machine: {
+    cpu: string;
+    physicalCores: number;
+    logicalCores: number;
+    memoryGiB: number;
+    os: string;
+    node: string;
+    backend: string;
+    engine: "process" | "inline";
+    uvThreadpoolSize: string | null;
+  };
   model: { path: string; label: string; fileBytes: number; fileType: string };
   threads: number;
   threadsReason: string;
@@ -125,7 +135,11 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
   const { startEngine } = await import("../../engine/process/engineProcess.js");
   onStep?.(`loading ${model.label} with ${threads} threads and ${parallel} sequences`);
   const runtime = await startEngine(
-    { ...runtimeOptions(config, model, plan, logger), contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256), parallelSequences: parallel },
+    {
+      ...runtimeOptions(config, model, plan, logger),
+      contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256),
+      parallelSequences: parallel,
+    },
     config.engine,
   );
   const startToLoadedMs = Math.round(performance.now());
@@ -156,7 +170,12 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       serial += 1;
       return `${String.fromCharCode(65 + (serial % 26))}${String(serial).padStart(4, "0")}: answer briefly.`;
     };
-    const probe = await service.answer({ mode: "chat", system: system(), messages: [{ role: "user", content: "hi" }], params: { temperature: 0, maxTokens: 1 } });
+    const probe = await service.answer({
+      mode: "chat",
+      system: system(),
+      messages: [{ role: "user", content: "hi" }],
+      params: { temperature: 0, maxTokens: 1 },
+    });
     const overhead = Math.max(0, probe.usage.promptTokens - (await runtime.countTokens("hi")));
     const text = await promptText(runtime, Math.max(1, options.promptTokens - overhead));
     const ask = { maxTokens: options.genTokens, prompt: text };
@@ -165,7 +184,12 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       let firstAt: number | undefined;
       const startedAt = performance.now();
       const result = await service.answer(
-        { mode: "chat", system: system(), messages: [{ role: "user", content: text }], params: { temperature: 0, maxTokens: options.genTokens } },
+        {
+          mode: "chat",
+          system: system(),
+          messages: [{ role: "user", content: text }],
+          params: { temperature: 0, maxTokens: options.genTokens },
+        },
         { onDelta: () => (firstAt ??= performance.now()) },
       );
       return { startedAt, firstAt, finishedAt: performance.now(), engineTtftMs: result.timings.ttftMs, ...result.usage };
@@ -175,12 +199,22 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       const timings = await Promise.all(Array.from({ length: requesters }, () => timedAnswer()));
       const samples = timings.map((t) => sampleFrom(t));
       const throughput = concurrentThroughput(timings);
-      return { aggregate: throughput.generation, endToEnd: throughput.endToEnd, perRequester: median(samples.map((s) => s.tokensPerSecond)), ttftMs: median(samples.map((s) => s.ttftMs)) };
+      return {
+        aggregate: throughput.generation,
+        endToEnd: throughput.endToEnd,
+        perRequester: median(samples.map((s) => s.tokensPerSecond)),
+        ttftMs: median(samples.map((s) => s.ttftMs)),
+      };
     };
     // The loop clears its sequence's cache, so it runs on the last slot: the timed questions,
     // which take the lowest free slot, then always find the same chat-template tokens cached
     // and evaluate prompts of the same length (after a clear, all of it: 5 tokens more here).
-    const raw = () => runtime.rawEvaluationBaseline(runtime.slots - 1, { text: `${text} ${text}`, promptTokens: options.promptTokens, maxTokens: options.genTokens });
+    const raw = () =>
+      runtime.rawEvaluationBaseline(runtime.slots - 1, {
+        text: `${text} ${text}`,
+        promptTokens: options.promptTokens,
+        maxTokens: options.genTokens,
+      });
 
     onStep?.("warming up");
     await raw();
@@ -193,11 +227,28 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       const steps: Array<[string, () => Promise<void>]> = [];
       if (options.llamaBench !== undefined) {
         const binary = options.llamaBench;
-        steps.push(["llama-bench", async () => void (round.reference = await runReference({ binary, modelPath: model.path, threads, promptTokens: options.promptTokens, genTokens: options.genTokens }))]);
+        steps.push([
+          "llama-bench",
+          async () =>
+            void (round.reference = await runReference({
+              binary,
+              modelPath: model.path,
+              threads,
+              promptTokens: options.promptTokens,
+              genTokens: options.genTokens,
+            })),
+        ]);
       }
       if (options.llamaBatchedBench !== undefined) {
         const binary = options.llamaBatchedBench;
-        const reference = { binary, modelPath: model.path, threads, promptTokens: options.promptTokens, genTokens: options.genTokens, parallel: options.concurrency };
+        const reference = {
+          binary,
+          modelPath: model.path,
+          threads,
+          promptTokens: options.promptTokens,
+          genTokens: options.genTokens,
+          parallel: options.concurrency,
+        };
         steps.push(["llama-batched-bench", async () => void (round.batchedReference = await runBatchedReference(reference))]);
       }
       // The loop runs inside the engine: no path between requester and engine to time.
@@ -220,7 +271,18 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     }
     const engineStats = await runtime.stats();
     const enginePeak = runtime.info.engine === "process" ? engineStats.peakRssBytes : null;
-    return report({ rounds, options, runtime, threads, threadsReason: plan.threads.reason, parallel, startToLoadedMs, mqtt, enginePeakRssBytes: enginePeak, prepared: { model, summary, facts } });
+    return report({
+      rounds,
+      options,
+      runtime,
+      threads,
+      threadsReason: plan.threads.reason,
+      parallel,
+      startToLoadedMs,
+      mqtt,
+      enginePeakRssBytes: enginePeak,
+      prepared: { model, summary, facts },
+    });
   } finally {
     await mqtt?.close();
     await runtime.dispose();
@@ -245,7 +307,10 @@ function report(input: ReportInput): BenchReport {
   const defined = <T>(values: Array<T | undefined>): T[] => values.filter((v): v is T => v !== undefined);
   const references = defined(rounds.map((r) => r.reference));
   const llamaBench = references.length
-    ? { promptTokensPerSecond: median(references.map((r) => r.promptTokensPerSecond)), tokensPerSecond: median(references.map((r) => r.tokensPerSecond)) }
+    ? {
+        promptTokensPerSecond: median(references.map((r) => r.promptTokensPerSecond)),
+        tokensPerSecond: median(references.map((r) => r.tokensPerSecond)),
+      }
     : null;
   const raw = medians(defined(rounds.map((r) => r.raw)));
   const inProcess = medians(defined(rounds.map((r) => r.inProcess)));
@@ -268,7 +333,10 @@ function report(input: ReportInput): BenchReport {
       vsSingle: options.concurrency.includes(1) ? ratio(aggregate, single) : null,
     };
   });
-  const most = concurrency.reduce<ConcurrencyFigure | undefined>((best, c) => (best && best.requesters >= c.requesters ? best : c), undefined);
+  const most = concurrency.reduce<ConcurrencyFigure | undefined>(
+    (best, c) => (best && best.requesters >= c.requesters ? best : c),
+    undefined,
+  );
   type Speeds = { promptTokensPerSecond: number; tokensPerSecond: number };
   const versus = (a: Speeds | null, b: Speeds | null) => ({
     prompt: ratio(a?.promptTokensPerSecond, b?.promptTokensPerSecond),
@@ -280,7 +348,11 @@ function report(input: ReportInput): BenchReport {
   const perRound = (pick: (round: Round) => Speeds | undefined) => {
     const pairs = rounds.filter((r) => r.reference && pick(r));
     if (pairs.length === 0) return { prompt: null, generation: null };
-    const of = (key: keyof Speeds) => median(pairs.map((r) => ratio(pick(r)![key], r.reference![key]) ?? Number.NaN), 3);
+    const of = (key: keyof Speeds) =>
+      median(
+        pairs.map((r) => ratio(pick(r)![key], r.reference![key]) ?? Number.NaN),
+        3,
+      );
     return { prompt: of("promptTokensPerSecond"), generation: of("tokensPerSecond") };
   };
   const facts = prepared.facts;
@@ -298,7 +370,12 @@ function report(input: ReportInput): BenchReport {
       // The engine process always runs with one pool thread (engineProcess.ts); inline, the agent's own setting applies.
       uvThreadpoolSize: runtime.info.engine === "process" ? "1" : (process.env.UV_THREADPOOL_SIZE ?? null),
     },
-    model: { path: prepared.model.path, label: prepared.model.label, fileBytes: prepared.summary.fileBytes, fileType: String(prepared.summary.fileType) },
+    model: {
+      path: prepared.model.path,
+      label: prepared.model.label,
+      fileBytes: prepared.summary.fileBytes,
+      fileType: String(prepared.summary.fileType),
+    },
     threads: input.threads,
     threadsReason: input.threadsReason,
     parallelSequences: input.parallel,
@@ -308,7 +385,10 @@ function report(input: ReportInput): BenchReport {
     loadMs: runtime.info.loadMs,
     startToLoadedMs: input.startToLoadedMs,
     peakRssMiB: round((agentPeak + (input.enginePeakRssBytes ?? 0)) / 2 ** 20, 1),
-    peakRssByProcessMiB: { agent: round(agentPeak / 2 ** 20, 1), engine: input.enginePeakRssBytes === null ? null : round(input.enginePeakRssBytes / 2 ** 20, 1) },
+    peakRssByProcessMiB: {
+      agent: round(agentPeak / 2 ** 20, 1),
+      engine: input.enginePeakRssBytes === null ? null : round(input.enginePeakRssBytes / 2 ** 20, 1),
+    },
     llamaBench,
     raw,
     inProcess,
@@ -339,7 +419,11 @@ export function renderBench(r: BenchReport): string {
     "",
     `${"path".padEnd(30)}${"prompt tok/s".padStart(13)}${"gen tok/s".padStart(11)}${"TTFT ms".padStart(9)}   vs llama-bench (prompt / gen)`,
   ];
-  const row = (name: string, f: { promptTokensPerSecond: number; tokensPerSecond: number; ttftMs?: number } | null, vs: { prompt: number | null; generation: number | null } | null) => {
+  const row = (
+    name: string,
+    f: { promptTokensPerSecond: number; tokensPerSecond: number; ttftMs?: number } | null,
+    vs: { prompt: number | null; generation: number | null } | null,
+  ) => {
     if (!f) return `${name.padEnd(30)}${"(not run)".padStart(13)}`;
     return `${name.padEnd(30)}${fmt(f.promptTokensPerSecond).padStart(13)}${fmt(f.tokensPerSecond).padStart(11)}${fmt(f.ttftMs).padStart(9)}   ${vs ? `${fmt(vs.prompt, 3)} / ${fmt(vs.generation, 3)}` : ""}`;
   };
@@ -347,7 +431,10 @@ export function renderBench(r: BenchReport): string {
   lines.push(row("node-llama-cpp loop", r.raw, r.ratios.rawVsLlamaBench));
   lines.push(row("agent, in process", r.inProcess, r.ratios.inProcessVsLlamaBench));
   lines.push(row("agent, MQTT (client's view)", r.mqtt, r.ratios.mqttVsLlamaBench));
-  if (r.mqtt) lines.push(`MQTT vs in process: prompt ${fmt(r.ratios.mqttVsInProcess.prompt, 3)}, gen ${fmt(r.ratios.mqttVsInProcess.generation, 3)}, TTFT +${fmt(r.ratios.mqttTtftOverheadMs, 2)} ms paired with the engine's own TTFT (medians differ by ${fmt(r.ratios.mqttTtftMedianDifferenceMs)} ms; ${r.mqtt.broker})`);
+  if (r.mqtt)
+    lines.push(
+      `MQTT vs in process: prompt ${fmt(r.ratios.mqttVsInProcess.prompt, 3)}, gen ${fmt(r.ratios.mqttVsInProcess.generation, 3)}, TTFT +${fmt(r.ratios.mqttTtftOverheadMs, 2)} ms paired with the engine's own TTFT (medians differ by ${fmt(r.ratios.mqttTtftMedianDifferenceMs)} ms; ${r.mqtt.broker})`,
+    );
   lines.push(
     "",
     `${"requesters".padEnd(12)}${"aggregate gen tok/s".padStart(21)}${"end to end".padStart(12)}${"each tok/s".padStart(12)}${"TTFT ms".padStart(9)}${"vs 1".padStart(8)}${"batched-bench".padStart(15)}${"vs it".padStart(8)}`,
@@ -358,16 +445,24 @@ export function renderBench(r: BenchReport): string {
         `${fmt(c.ttftMs).padStart(9)}${fmt(c.vsSingle, 2).padStart(8)}${fmt(c.llamaBatchedBench).padStart(15)}${fmt(c.vsLlamaBatchedBench, 2).padStart(8)}`,
     );
   }
-  lines.push("", `load ${r.loadMs} ms (process start to loaded ${r.startToLoadedMs} ms), peak RSS ${fmt(r.peakRssMiB)} MiB (agent ${fmt(r.peakRssByProcessMiB.agent)}, engine ${fmt(r.peakRssByProcessMiB.engine)}), ${r.parallelSequences} sequences`);
+  lines.push(
+    "",
+    `load ${r.loadMs} ms (process start to loaded ${r.startToLoadedMs} ms), peak RSS ${fmt(r.peakRssMiB)} MiB (agent ${fmt(r.peakRssByProcessMiB.agent)}, engine ${fmt(r.peakRssByProcessMiB.engine)}), ${r.parallelSequences} sequences`,
+  );
   return `${lines.join("\n")}\n`;
 }
 
 /** `--bench-concurrency 1,2,4` as numbers; IA_ERR_USAGE naming the flag otherwise. */
 export function parseConcurrency(value: unknown): number[] {
-  const parts = String(value).split(",").map((p) => p.trim());
+  const parts = String(value)
+    .split(",")
+    .map((p) => p.trim());
   const numbers = parts.map(Number);
   if (parts.length === 0 || numbers.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) {
-    throw new AgentError("IA_ERR_USAGE", `--bench-concurrency: expected whole numbers from 1 to 16 separated by commas, e.g. 1,2,4; got ${JSON.stringify(value)}`);
+    throw new AgentError(
+      "IA_ERR_USAGE",
+      `--bench-concurrency: expected whole numbers from 1 to 16 separated by commas, e.g. 1,2,4; got ${JSON.stringify(value)}`,
+    );
   }
   return [...new Set(numbers)];
 }

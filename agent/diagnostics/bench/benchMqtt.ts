@@ -49,7 +49,14 @@ export class BenchMqtt {
   readonly #pending = new Map<string, Pending>();
   #next = 0;
 
-  private constructor(url: string, client: MqttClient, transport: MqttTransport, broker: EmbeddedBroker | undefined, askTopic: string, replyBase: string) {
+  private constructor(
+    url: string,
+    client: MqttClient,
+    transport: MqttTransport,
+    broker: EmbeddedBroker | undefined,
+    askTopic: string,
+    replyBase: string,
+  ) {
     this.url = url;
     this.#client = client;
     this.#transport = transport;
@@ -59,7 +66,10 @@ export class BenchMqtt {
   }
 
   static async start(options: BenchMqttOptions): Promise<BenchMqtt> {
-    const [{ MqttTransport, connectBroker }, { startEmbeddedBroker }] = await Promise.all([import("../../transports/mqtt/mqttTransport.js"), import("../../transports/mqtt/embeddedBroker.js")]);
+    const [{ MqttTransport, connectBroker }, { startEmbeddedBroker }] = await Promise.all([
+      import("../../transports/mqtt/mqttTransport.js"),
+      import("../../transports/mqtt/embeddedBroker.js"),
+    ]);
     const embedded = options.mqtt === "embedded";
     const broker = embedded ? await startEmbeddedBroker({ host: "127.0.0.1", port: 0, logger: options.logger }) : undefined;
     const url = broker ? broker.url : options.mqtt;
@@ -103,14 +113,23 @@ export class BenchMqtt {
   /** Publishes one streamed question and resolves with the figures the requester saw. */
   ask(request: BenchAsk): Promise<Sample> {
     const id = `b${process.pid}-${this.#next++}`;
-    const payload = JSON.stringify({ id, prompt: request.prompt, system: request.system, stream: true, replyTo: `${this.#replyBase}/${id}`, params: { temperature: 0, maxTokens: request.maxTokens } });
+    const payload = JSON.stringify({
+      id,
+      prompt: request.prompt,
+      system: request.system,
+      stream: true,
+      replyTo: `${this.#replyBase}/${id}`,
+      params: { temperature: 0, maxTokens: request.maxTokens },
+    });
     return new Promise<Sample>((resolve, reject) => {
       const pending: Pending = { startedAt: performance.now(), firstAt: undefined, resolve, reject };
       this.#pending.set(id, pending);
       this.#client.publish(this.#askTopic, payload, { qos: 1 }, (error) => {
         if (error) {
           this.#pending.delete(id);
-          reject(new AgentError("IA_ERR_MQTT_CONNECT", `bench: publishing to ${this.#askTopic} failed: ${error.message}`, { cause: error }));
+          reject(
+            new AgentError("IA_ERR_MQTT_CONNECT", `bench: publishing to ${this.#askTopic} failed: ${error.message}`, { cause: error }),
+          );
         }
       });
     });
@@ -140,11 +159,24 @@ export class BenchMqtt {
     if (!body.done) return;
     this.#pending.delete(id);
     if (body.error || !body.usage) {
-      pending.reject(new AgentError("IA_ERR_INTERNAL", `bench: the agent answered over MQTT with ${body.error ? `${body.error.code}: ${body.error.message}` : "no usage"}`));
+      pending.reject(
+        new AgentError(
+          "IA_ERR_INTERNAL",
+          `bench: the agent answered over MQTT with ${body.error ? `${body.error.code}: ${body.error.message}` : "no usage"}`,
+        ),
+      );
       return;
     }
     // The final reply carries the engine's TTFT in whole ms (DESIGN.md): ±0.5 ms on the path time.
-    pending.resolve(sampleFrom({ startedAt: pending.startedAt, firstAt: pending.firstAt, finishedAt: at, engineTtftMs: body.timings?.ttftMs, ...body.usage }));
+    pending.resolve(
+      sampleFrom({
+        startedAt: pending.startedAt,
+        firstAt: pending.firstAt,
+        finishedAt: at,
+        engineTtftMs: body.timings?.ttftMs,
+        ...body.usage,
+      }),
+    );
   }
 
   async close(): Promise<void> {

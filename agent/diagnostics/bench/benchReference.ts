@@ -30,7 +30,8 @@ interface LlamaBenchRow {
 }
 
 export function checkReferenceBinary(binary: string, flag = "--llama-bench"): string {
-  if (!existsSync(binary)) throw new AgentError("IA_ERR_USAGE", `${flag}: no file at ${binary}; build it first (README, "Speed") or leave the flag out`);
+  if (!existsSync(binary))
+    throw new AgentError("IA_ERR_USAGE", `${flag}: no file at ${binary}; build it first (README, "Speed") or leave the flag out`);
   return binary;
 }
 
@@ -60,8 +61,24 @@ function runTool(name: string, binary: string, args: string[]): Promise<string> 
 export async function runBatchedReference(options: BatchedReferenceOptions): Promise<Map<number, number>> {
   const most = Math.max(...options.parallel);
   const args = [
-    "-m", options.modelPath, "-t", String(options.threads), "-c", String(most * (options.promptTokens + options.genTokens + 16)), "-b", "512",
-    "-npp", String(options.promptTokens), "-ntg", String(options.genTokens), "-npl", options.parallel.join(","), "-fa", FLASH_ATTENTION, "--output-format", "jsonl",
+    "-m",
+    options.modelPath,
+    "-t",
+    String(options.threads),
+    "-c",
+    String(most * (options.promptTokens + options.genTokens + 16)),
+    "-b",
+    "512",
+    "-npp",
+    String(options.promptTokens),
+    "-ntg",
+    String(options.genTokens),
+    "-npl",
+    options.parallel.join(","),
+    "-fa",
+    FLASH_ATTENTION,
+    "--output-format",
+    "jsonl",
   ];
   const stdout = await runTool("llama-batched-bench", options.binary, args);
   const figures = new Map<number, number>();
@@ -75,14 +92,32 @@ export async function runBatchedReference(options: BatchedReferenceOptions): Pro
     }
   }
   if (!options.parallel.every((n) => figures.has(n))) {
-    throw new AgentError("IA_ERR_BENCH_REFERENCE", `llama-batched-bench printed no speed_tg rows for ${options.parallel.join(",")}: ${stdout.slice(0, 200)}`);
+    throw new AgentError(
+      "IA_ERR_BENCH_REFERENCE",
+      `llama-batched-bench printed no speed_tg rows for ${options.parallel.join(",")}: ${stdout.slice(0, 200)}`,
+    );
   }
   return figures;
 }
 
 /** One llama-bench invocation: pp<prompt> and tg<gen>, one repetition each after its warm-up. */
 export async function runReference(options: ReferenceOptions): Promise<ReferenceSample> {
-  const args = ["-m", options.modelPath, "-t", String(options.threads), "-p", String(options.promptTokens), "-n", String(options.genTokens), "-r", "1", "-fa", FLASH_ATTENTION, "-o", "json"];
+  const args = [
+    "-m",
+    options.modelPath,
+    "-t",
+    String(options.threads),
+    "-p",
+    String(options.promptTokens),
+    "-n",
+    String(options.genTokens),
+    "-r",
+    "1",
+    "-fa",
+    FLASH_ATTENTION,
+    "-o",
+    "json",
+  ];
   const stdout = await runTool("llama-bench", options.binary, args);
   try {
     const rows = JSON.parse(stdout) as LlamaBenchRow[];
@@ -91,6 +126,10 @@ export async function runReference(options: ReferenceOptions): Promise<Reference
     if (pp === undefined || tg === undefined) throw new Error("no pp and tg rows in its JSON");
     return { promptTokensPerSecond: pp, tokensPerSecond: tg };
   } catch (parseError) {
-    throw new AgentError("IA_ERR_BENCH_REFERENCE", `llama-bench output could not be read (${(parseError as Error).message}): ${stdout.slice(0, 200)}`, { cause: parseError });
+    throw new AgentError(
+      "IA_ERR_BENCH_REFERENCE",
+      `llama-bench output could not be read (${(parseError as Error).message}): ${stdout.slice(0, 200)}`,
+      { cause: parseError },
+    );
   }
 }

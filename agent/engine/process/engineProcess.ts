@@ -8,7 +8,15 @@ import { deserializeError } from "./engineProtocol.js";
 import type { AgentToEngine, EngineLoadOptions, EngineToAgent, SerializedError } from "./engineProtocol.js";
 import type { LlamaRuntimeOptions } from "../llamaRuntime.js";
 import type { Logger } from "../../../common/logger.js";
-import type { EngineRuntime, EngineStats, GenerateRequest, GenerateResult, RawEvaluationOptions, RawEvaluationResult, RuntimeInfo } from "../modelRuntime.js";
+import type {
+  EngineRuntime,
+  EngineStats,
+  GenerateRequest,
+  GenerateResult,
+  RawEvaluationOptions,
+  RawEvaluationResult,
+  RuntimeInfo,
+} from "../modelRuntime.js";
 
 /**
  * llama.cpp in a child process of its own, behind the same `ModelRuntime` interface.
@@ -41,7 +49,11 @@ function engineEntry(): { script: string; execArgv: string[] } {
     // An absolute URL, so the child finds tsx whatever its working directory.
     tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
   } catch (error) {
-    throw new AgentError("IA_ERR_ENGINE_EXITED", `the engine process runs ${script} under tsx, and tsx is not installed: run \`npm ci\` (or use --engine inline)`, { cause: error });
+    throw new AgentError(
+      "IA_ERR_ENGINE_EXITED",
+      `the engine process runs ${script} under tsx, and tsx is not installed: run \`npm ci\` (or use --engine inline)`,
+      { cause: error },
+    );
   }
   return { script, execArgv: ["--import", tsx] };
 }
@@ -222,7 +234,14 @@ export class EngineProcess implements EngineRuntime {
         }
       });
       child.on("error", (error) => {
-        if (!loaded) reject(new AgentError("IA_ERR_ENGINE_EXITED", `the engine process could not start (${error.message}): ${process.execPath} ${[...entry.execArgv, entry.script].join(" ")}`, { cause: error }));
+        if (!loaded)
+          reject(
+            new AgentError(
+              "IA_ERR_ENGINE_EXITED",
+              `the engine process could not start (${error.message}): ${process.execPath} ${[...entry.execArgv, entry.script].join(" ")}`,
+              { cause: error },
+            ),
+          );
       });
       child.on("exit", (code, signal) => {
         if (this.#child === child) this.#child = undefined;

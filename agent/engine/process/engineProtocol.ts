@@ -1,7 +1,14 @@
 import { AgentError, ERROR_CODES } from "../../../common/errors.js";
 import type { ErrorCode } from "../../../common/errors.js";
 import type { LlamaRuntimeOptions } from "../llamaRuntime.js";
-import type { EngineStats, GenerateRequest, GenerateResult, RawEvaluationOptions, RawEvaluationResult, RuntimeInfo } from "../modelRuntime.js";
+import type {
+  EngineStats,
+  GenerateRequest,
+  GenerateResult,
+  RawEvaluationOptions,
+  RawEvaluationResult,
+  RuntimeInfo,
+} from "../modelRuntime.js";
 
 /**
  * The messages between the agent and its engine process (`engineProcess.ts` forks it,

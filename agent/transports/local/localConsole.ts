@@ -211,13 +211,16 @@ export class LocalConsole implements Transport {
           wroteAny = true;
           this.#write(text);
         },
-        onQueued: (position) => this.#write(this.#paint(`(waiting: the model is answering someone else; you are number ${position} in line)\n`, "2")),
+        onQueued: (position) =>
+          this.#write(this.#paint(`(waiting: the model is answering someone else; you are number ${position} in line)\n`, "2")),
       });
       if (wroteAny && !result.text.endsWith("\n")) this.#write("\n");
       if (result.finishReason === "cancelled") this.#write(`${this.#paint("(answer cancelled)", "33")}\n`);
       else if (this.#interactive) {
         const t = result.timings;
-        this.#write(`${this.#paint(`[${result.usage.completionTokens} tokens, ${t.tokensPerSecond} tokens/s, first token ${Math.round(t.ttftMs)} ms]`, "2")}\n`);
+        this.#write(
+          `${this.#paint(`[${result.usage.completionTokens} tokens, ${t.tokensPerSecond} tokens/s, first token ${Math.round(t.ttftMs)} ms]`, "2")}\n`,
+        );
       }
     } catch (error) {
       const agentError = toAgentError(error);

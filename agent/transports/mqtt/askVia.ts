@@ -41,11 +41,17 @@ interface Reply {
 function timeoutSeconds(value: unknown): number {
   if (value === undefined) return 120;
   const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new AgentError("IA_ERR_USAGE", `--timeout: expected a number of seconds > 0, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new AgentError("IA_ERR_USAGE", `--timeout: expected a number of seconds > 0, got ${JSON.stringify(value)}`);
   return seconds;
 }
 
-async function connectEither(url: string, config: AgentConfig, clientId: string, onMessage: (topic: string, payload: Buffer) => void): Promise<{ client: MqttClient; version: 4 | 5 }> {
+async function connectEither(
+  url: string,
+  config: AgentConfig,
+  clientId: string,
+  onMessage: (topic: string, payload: Buffer) => void,
+): Promise<{ client: MqttClient; version: 4 | 5 }> {
   const base = {
     url,
     clientId,
@@ -72,7 +78,8 @@ export async function askVia(options: AskViaOptions): Promise<number> {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
   const url = checkBrokerUrl(options.url, "--via");
-  if (url === "embedded") throw new AgentError("IA_ERR_USAGE", "--via: expected the URL of the broker the agent serves, e.g. mqtt://127.0.0.1:1883");
+  if (url === "embedded")
+    throw new AgentError("IA_ERR_USAGE", "--via: expected the URL of the broker the agent serves, e.g. mqtt://127.0.0.1:1883");
   if (options.raw) throw new AgentError("IA_ERR_USAGE", "--raw: not available with --via (the MQTT API answers chat questions)");
   const waitMs = timeoutSeconds(options.timeout) * 1000;
   const agentId = agentIdFrom(config);
@@ -94,7 +101,9 @@ export async function askVia(options: AskViaOptions): Promise<number> {
     }
   });
 
-  const params = Object.fromEntries(PARAM_KEYS.filter((key) => options.flags[key] !== undefined && config[key] !== undefined).map((key) => [key, config[key]]));
+  const params = Object.fromEntries(
+    PARAM_KEYS.filter((key) => options.flags[key] !== undefined && config[key] !== undefined).map((key) => [key, config[key]]),
+  );
   const request = {
     id,
     prompt: question,
@@ -114,7 +123,13 @@ export async function askVia(options: AskViaOptions): Promise<number> {
       const arm = () => {
         clearTimeout(timer);
         timer = setTimeout(
-          () => reject(new AgentError("IA_ERR_MQTT_TIMEOUT", `no answer from ${who} via ${displayUrl(url)} within ${waitMs / 1000} s (its status: ${status})`)),
+          () =>
+            reject(
+              new AgentError(
+                "IA_ERR_MQTT_TIMEOUT",
+                `no answer from ${who} via ${displayUrl(url)} within ${waitMs / 1000} s (its status: ${status})`,
+              ),
+            ),
           waitMs,
         );
       };

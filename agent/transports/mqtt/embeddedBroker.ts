@@ -66,8 +66,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
       broker.close();
-      const why = error.code === "EADDRINUSE" ? "the address is in use (another broker?)" : error.code === "EADDRNOTAVAIL" ? "the address is not on this host" : error.message;
-      reject(new AgentError("IA_ERR_MQTT_BIND", `embedded MQTT broker: cannot listen on ${options.host}:${options.port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`, { cause: error }));
+      const why =
+        error.code === "EADDRINUSE"
+          ? "the address is in use (another broker?)"
+          : error.code === "EADDRNOTAVAIL"
+            ? "the address is not on this host"
+            : error.message;
+      reject(
+        new AgentError(
+          "IA_ERR_MQTT_BIND",
+          `embedded MQTT broker: cannot listen on ${options.host}:${options.port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`,
+          { cause: error },
+        ),
+      );
     });
     server.listen(options.port, host, () => resolve());
   });

@@ -46,13 +46,22 @@ export interface LocalBroker {
 const MOSQUITTO_PLACES =
   process.platform === "win32"
     ? ["C:\\Program Files\\mosquitto\\mosquitto.exe", "C:\\Program Files (x86)\\mosquitto\\mosquitto.exe"]
-    : ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/bin/mosquitto", "/opt/homebrew/sbin/mosquitto"];
+    : [
+        "/usr/sbin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/bin/mosquitto",
+        "/opt/homebrew/sbin/mosquitto",
+      ];
 
 /** The mosquitto binary and its version, or undefined when there is none. */
 export function findMosquitto(explicit = process.env.INSTRUMENT_AGENT_MOSQUITTO): { file: string; version: string } | undefined {
   // INSTRUMENT_AGENT_MOSQUITTO: a mosquitto binary in an odd place, or `none` for aedes (tests).
   if (explicit === "none") return undefined;
-  const onPath = (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, process.platform === "win32" ? "mosquitto.exe" : "mosquitto"));
+  const onPath = (process.env.PATH ?? "")
+    .split(path.delimiter)
+    .filter(Boolean)
+    .map((dir) => path.join(dir, process.platform === "win32" ? "mosquitto.exe" : "mosquitto"));
   for (const file of explicit ? [explicit] : [...onPath, ...MOSQUITTO_PLACES]) {
     if (!existsSync(file)) continue;
     // `mosquitto -h` prints "mosquitto version 2.0.11" and exits 3.
@@ -82,8 +91,19 @@ async function checkBindable(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = createServer();
     server.once("error", (error: NodeJS.ErrnoException) => {
-      const why = error.code === "EADDRINUSE" ? "the address is in use (another broker?)" : error.code === "EADDRNOTAVAIL" ? "the address is not on this host" : error.message;
-      reject(new AgentError("IA_ERR_MQTT_BIND", `embedded MQTT broker: cannot listen on ${host}:${port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`, { cause: error }));
+      const why =
+        error.code === "EADDRINUSE"
+          ? "the address is in use (another broker?)"
+          : error.code === "EADDRNOTAVAIL"
+            ? "the address is not on this host"
+            : error.message;
+      reject(
+        new AgentError(
+          "IA_ERR_MQTT_BIND",
+          `embedded MQTT broker: cannot listen on ${host}:${port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`,
+          { cause: error },
+        ),
+      );
     });
     server.listen(port, host, () => server.close(() => resolve()));
   });
@@ -97,7 +117,13 @@ export function mosquittoPasswordLine(username: string, password: string): strin
 }
 
 /** The generated mosquitto.conf: one listener on the bind, persistence in the state dir. */
-export function mosquittoConfig(options: { host: string; port: number; dataDir: string; passwordFile?: string | undefined; runAsRoot: boolean }): string {
+export function mosquittoConfig(options: {
+  host: string;
+  port: number;
+  dataDir: string;
+  passwordFile?: string | undefined;
+  runAsRoot: boolean;
+}): string {
   const lines = [
     "# Written by instrument-agent at each start; edits are lost. Use --mqtt mqtt://... for a broker of your own.",
     "per_listener_settings false",
@@ -142,7 +168,11 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
     // Its own process group: a terminal's Ctrl-C, `kill %1` or a signal to the agent's group
     // must not end the broker before the agent has said goodbye through it (the finals of
     // cancelled answers, the retained offline status). The agent stops it last, in close().
-    const started = spawn(binary.file, ["-c", configFile], { stdio: ["ignore", "ignore", "pipe"], windowsHide: true, detached: process.platform !== "win32" });
+    const started = spawn(binary.file, ["-c", configFile], {
+      stdio: ["ignore", "ignore", "pipe"],
+      windowsHide: true,
+      detached: process.platform !== "win32",
+    });
     started.stderr?.setEncoding("utf8");
     started.stderr?.on("data", (text: string) => {
       for (const line of text.split(/\r?\n/).filter(Boolean)) {
@@ -175,7 +205,10 @@ async function startMosquitto(options: LocalBrokerOptions, binary: { file: strin
     if (first.exitCode !== null || first.signalCode !== null || Date.now() > deadline) {
       stopping = true;
       first.kill("SIGKILL");
-      throw new AgentError("IA_ERR_MQTT_BIND", `embedded MQTT broker: mosquitto (${binary.file}) did not start listening on ${options.host}:${options.port}: ${lastLines.join(" | ") || "no output"}`);
+      throw new AgentError(
+        "IA_ERR_MQTT_BIND",
+        `embedded MQTT broker: mosquitto (${binary.file}) did not start listening on ${options.host}:${options.port}: ${lastLines.join(" | ") || "no output"}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -257,7 +290,13 @@ export async function startLocalBroker(options: LocalBrokerOptions): Promise<Loc
   const mosquitto = findMosquitto();
   if (mosquitto) return startMosquitto({ ...options, host }, mosquitto, url);
   const { startEmbeddedBroker } = await import("./embeddedBroker.js");
-  const aedes = await startEmbeddedBroker({ host: options.host, port: options.port, username: options.username, password: options.password, logger: options.logger });
+  const aedes = await startEmbeddedBroker({
+    host: options.host,
+    port: options.port,
+    username: options.username,
+    password: options.password,
+    logger: options.logger,
+  });
   const description = `aedes (MQTT 3.1.1 only) at ${aedes.url}, in the agent`;
   log.warn(
     { loopback: isLoopback(host) },

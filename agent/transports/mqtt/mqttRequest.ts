@@ -114,7 +114,8 @@ export function checkReplyTopic(topic: string, prefix: string): string | undefin
   if (topic.length === 0 || topic.length > 1024) return "a topic of 1 to 1024 characters";
   if (/[#+\u0000]/.test(topic)) return "a topic without the wildcards '#' and '+'";
   if (topic.startsWith("$")) return "a topic that does not start with '$'";
-  if (topic.startsWith(`${prefix}/`) && /\/(ask|cancel|scpi|status|health)$/.test(topic)) return "a topic that is not an agent's ask, cancel, scpi, status or health topic";
+  if (topic.startsWith(`${prefix}/`) && /\/(ask|cancel|scpi|status|health)$/.test(topic))
+    return "a topic that is not an agent's ask, cancel, scpi, status or health topic";
   return undefined;
 }
 
@@ -127,7 +128,10 @@ interface Decoded {
 function decode(envelope: Envelope, limits: ParseLimits, plainKey: string): Decoded {
   const { payload } = envelope;
   if (payload.length > limits.payloadLimit) {
-    throw new AgentError("IA_ERR_PAYLOAD_TOO_LARGE", `the payload is ${payload.length} bytes, over the limit of ${limits.payloadLimit} bytes (--mqtt-payload-limit); it was not read`);
+    throw new AgentError(
+      "IA_ERR_PAYLOAD_TOO_LARGE",
+      `the payload is ${payload.length} bytes, over the limit of ${limits.payloadLimit} bytes (--mqtt-payload-limit); it was not read`,
+    );
   }
   const offset = invalidUtf8Offset(payload);
   if (offset >= 0) {
@@ -149,7 +153,8 @@ function decode(envelope: Envelope, limits: ParseLimits, plainKey: string): Deco
 function optionalString(fields: Record<string, unknown>, key: string, max: number): string | undefined {
   const value = fields[key];
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || value.length === 0 || value.length > max) bad(key, `a non-empty string of at most ${max} characters`, value);
+  if (typeof value !== "string" || value.length === 0 || value.length > max)
+    bad(key, `a non-empty string of at most ${max} characters`, value);
   return value;
 }
 
@@ -157,18 +162,25 @@ function readId(fields: Record<string, unknown>): string | undefined {
   const value = fields.id;
   if (value === undefined) return undefined;
   if (typeof value === "number" && Number.isInteger(value)) return String(value);
-  if (typeof value !== "string" || !/^[^\u0000-\u001f/#+]{1,128}$/.test(value)) bad("id", "a string of 1 to 128 characters without '/', '#', '+' or control characters", value);
+  if (typeof value !== "string" || !/^[^\u0000-\u001f/#+]{1,128}$/.test(value))
+    bad("id", "a string of 1 to 128 characters without '/', '#', '+' or control characters", value);
   return value;
 }
 
 function readParams(value: unknown): GenerationParams | undefined {
   if (value === undefined) return undefined;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) bad("params", "an object such as {\"maxTokens\":64}", value);
+  if (value === null || typeof value !== "object" || Array.isArray(value)) bad("params", 'an object such as {"maxTokens":64}', value);
   const params: GenerationParams = {};
   for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
     const range = GENERATION_PARAM_RANGES[key as keyof GenerationParams];
     if (!range) throw new BadRequest(`"params.${key}": unknown parameter (known: ${Object.keys(GENERATION_PARAM_RANGES).join(", ")})`);
-    if (typeof raw !== "number" || !Number.isFinite(raw) || raw < range.min || raw > range.max || (range.integer && !Number.isInteger(raw))) {
+    if (
+      typeof raw !== "number" ||
+      !Number.isFinite(raw) ||
+      raw < range.min ||
+      raw > range.max ||
+      (range.integer && !Number.isInteger(raw))
+    ) {
       bad(`params.${key}`, `${range.integer ? "a whole number" : "a number"} from ${range.min} to ${range.max}`, raw);
     }
     params[key as keyof GenerationParams] = raw;
@@ -178,11 +190,14 @@ function readParams(value: unknown): GenerationParams | undefined {
 
 function readMessages(value: unknown): ChatMessage[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length === 0 || value.length > 256) bad("messages", "a list of 1 to 256 {role, content} objects", value);
+  if (!Array.isArray(value) || value.length === 0 || value.length > 256)
+    bad("messages", "a list of 1 to 256 {role, content} objects", value);
   const messages = value.map((entry: unknown, index): ChatMessage => {
     const message = entry as Record<string, unknown> | null;
-    if (message === null || typeof message !== "object" || Array.isArray(message)) bad(`messages[${index}]`, "an object {role, content}", entry);
-    if (typeof message.role !== "string" || !ROLES.includes(message.role)) bad(`messages[${index}].role`, `one of ${ROLES.join(", ")}`, message.role);
+    if (message === null || typeof message !== "object" || Array.isArray(message))
+      bad(`messages[${index}]`, "an object {role, content}", entry);
+    if (typeof message.role !== "string" || !ROLES.includes(message.role))
+      bad(`messages[${index}].role`, `one of ${ROLES.join(", ")}`, message.role);
     if (typeof message.content !== "string") bad(`messages[${index}].content`, "a string", message.content);
     return { role: message.role as ChatMessage["role"], content: message.content };
   });
@@ -192,19 +207,31 @@ function readMessages(value: unknown): ChatMessage[] | undefined {
 
 function unknownKeys(fields: Record<string, unknown>, known: string[]): void {
   const unknown = Object.keys(fields).filter((key) => !known.includes(key));
-  if (unknown.length > 0) throw new BadRequest(`unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")} (known: ${known.join(", ")})`);
+  if (unknown.length > 0)
+    throw new BadRequest(
+      `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")} (known: ${known.join(", ")})`,
+    );
 }
 
 /**
  * Shared frame of every request: decode, find the id and the route (even for a bad
  * payload, as far as they can be read), then let `read` check the rest.
  */
-function parseWith<T>(envelope: Envelope, limits: ParseLimits, plainKey: string, read: (fields: Record<string, unknown>, id: string, idGiven: boolean) => T): Parsed<T> {
-  const correlationId = envelope.correlationData && envelope.correlationData.length > 0 ? idFromCorrelation(envelope.correlationData) : undefined;
+function parseWith<T>(
+  envelope: Envelope,
+  limits: ParseLimits,
+  plainKey: string,
+  read: (fields: Record<string, unknown>, id: string, idGiven: boolean) => T,
+): Parsed<T> {
+  const correlationId =
+    envelope.correlationData && envelope.correlationData.length > 0 ? idFromCorrelation(envelope.correlationData) : undefined;
   let id: string | undefined;
   let replyTo: string | undefined;
   const routeFor = (finalId: string): ReplyRoute => {
-    const responseTopic = envelope.responseTopic !== undefined && checkReplyTopic(envelope.responseTopic, limits.prefix) === undefined ? envelope.responseTopic : undefined;
+    const responseTopic =
+      envelope.responseTopic !== undefined && checkReplyTopic(envelope.responseTopic, limits.prefix) === undefined
+        ? envelope.responseTopic
+        : undefined;
     return { topic: responseTopic ?? replyTo ?? `${limits.answerTopic}/${finalId}`, correlationData: envelope.correlationData };
   };
   try {
@@ -239,11 +266,13 @@ export function parseAsk(envelope: Envelope, limits: ParseLimits): Parsed<AskReq
     const prompt = fields.prompt;
     if (prompt !== undefined && (typeof prompt !== "string" || prompt.trim() === "")) bad("prompt", "a non-empty string", prompt);
     const messages = readMessages(fields.messages);
-    if ((prompt === undefined) === (messages === undefined)) throw new BadRequest(`expected exactly one of "prompt" (a string) or "messages" (a list)`);
+    if ((prompt === undefined) === (messages === undefined))
+      throw new BadRequest(`expected exactly one of "prompt" (a string) or "messages" (a list)`);
     const system = fields.system;
     if (system !== undefined && typeof system !== "string") bad("system", "a string", system);
     const session = optionalString(fields, "session", MAX_ID);
-    if (session !== undefined && messages !== undefined) throw new BadRequest(`"session" keeps the history itself: send "prompt", not "messages"`);
+    if (session !== undefined && messages !== undefined)
+      throw new BadRequest(`"session" keeps the history itself: send "prompt", not "messages"`);
     const stream = fields.stream;
     if (stream !== undefined && typeof stream !== "boolean") bad("stream", "true or false", stream);
     return {
@@ -264,7 +293,8 @@ export function parseScpi(envelope: Envelope, limits: ParseLimits): Parsed<ScpiR
   return parseWith(envelope, limits, "query", (fields, id, idGiven) => {
     unknownKeys(fields, SCPI_KEYS);
     const query = fields.query;
-    if (typeof query !== "string" || query.trim() === "" || query.length > 256) bad("query", "an SCPI query of 1 to 256 characters such as \"*IDN?\"", query);
+    if (typeof query !== "string" || query.trim() === "" || query.length > 256)
+      bad("query", 'an SCPI query of 1 to 256 characters such as "*IDN?"', query);
     return { id, idGiven, query: query.trim() };
   });
 }
@@ -290,5 +320,9 @@ export function parseCancel(payload: Buffer, correlationData?: Buffer): string |
 /** A key that finds a redelivered request: the route and id, or for id-less requests the hash of what was received. */
 export function requestKey(route: ReplyRoute, id: string, idGiven: boolean, envelope: Envelope): string {
   if (idGiven) return `${route.topic}\u0000${id}`;
-  return `#${createHash("sha256").update(envelope.responseTopic ?? "").update("\u0000").update(envelope.payload).digest("hex")}`;
+  return `#${createHash("sha256")
+    .update(envelope.responseTopic ?? "")
+    .update("\u0000")
+    .update(envelope.payload)
+    .digest("hex")}`;
 }

@@ -26,10 +26,16 @@ export function checkBrokerUrl(value: string, flag = "--mqtt"): string {
   try {
     url = new URL(trimmed);
   } catch {
-    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a broker URL such as mqtt://host:1883 or mqtts://host:8883, 'embedded' or 'off', got ${JSON.stringify(trimmed.replace(/\/\/[^@/]*@/, "//"))}`);
+    throw new AgentError(
+      "IA_ERR_CONFIG",
+      `${flag}: expected a broker URL such as mqtt://host:1883 or mqtts://host:8883, 'embedded' or 'off', got ${JSON.stringify(trimmed.replace(/\/\/[^@/]*@/, "//"))}`,
+    );
   }
   if (!URL_SCHEMES.includes(url.protocol)) {
-    throw new AgentError("IA_ERR_CONFIG", `${flag}: expected a URL starting with mqtt://, mqtts://, ws:// or wss://, got ${url.protocol}//...`);
+    throw new AgentError(
+      "IA_ERR_CONFIG",
+      `${flag}: expected a URL starting with mqtt://, mqtts://, ws:// or wss://, got ${url.protocol}//...`,
+    );
   }
   return trimmed;
 }
@@ -37,12 +43,16 @@ export function checkBrokerUrl(value: string, flag = "--mqtt"): string {
 export function parseBind(bind: string): { host: string; port: number } {
   const match = /^(\[[0-9a-fA-F:]+\]|[^\s:]+):(\d{1,5})$/.exec(bind);
   const port = Number(match?.[2]);
-  if (!match || port > 65_535) throw new AgentError("IA_ERR_CONFIG", `--mqtt-bind: expected host:port such as 127.0.0.1:1883, got ${JSON.stringify(bind)}`);
+  if (!match || port > 65_535)
+    throw new AgentError("IA_ERR_CONFIG", `--mqtt-bind: expected host:port such as 127.0.0.1:1883, got ${JSON.stringify(bind)}`);
   return { host: match[1]!, port };
 }
 
 /** The connection settings of a client of the configured broker (smoke's round trip). */
-export function brokerClientOptionsFrom(config: AgentConfig, clientId: string): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
+export function brokerClientOptionsFrom(
+  config: AgentConfig,
+  clientId: string,
+): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
   return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config) };
 }
 
@@ -63,7 +73,12 @@ export interface MqttTransportSetup {
   waitForBroker?: boolean;
 }
 
-export function mqttTransportFromConfig(agent: LoadedAgent, config: AgentConfig, logger: Logger, setup: MqttTransportSetup = {}): MqttTransport {
+export function mqttTransportFromConfig(
+  agent: LoadedAgent,
+  config: AgentConfig,
+  logger: Logger,
+  setup: MqttTransportSetup = {},
+): MqttTransport {
   const url = checkBrokerUrl(config.mqtt);
   const embedded = url === "embedded";
   let bind: { host: string; port: number } | undefined;

@@ -89,7 +89,11 @@ export function describeConnectError(error: unknown, url: string, protocolVersio
   if (typeof code === "number" && code > 0) {
     const reason = (protocolVersion === 5 ? V5_REFUSALS : V4_REFUSALS)[code] ?? `reason code ${code}`;
     if (AUTH_REFUSALS.has(code)) {
-      return new AgentError("IA_ERR_MQTT_AUTH", `MQTT broker ${shown} refused the login: ${reason} (check --mqtt-username and IAGENT_MQTT_PASSWORD)`, { cause: error });
+      return new AgentError(
+        "IA_ERR_MQTT_AUTH",
+        `MQTT broker ${shown} refused the login: ${reason} (check --mqtt-username and IAGENT_MQTT_PASSWORD)`,
+        { cause: error },
+      );
     }
     const hint = code === 1 || code === 132 ? "; try --mqtt-version 3.1.1" : "";
     return new AgentError("IA_ERR_MQTT_CONNECT", `MQTT broker ${shown} refused the connection: ${reason}${hint}`, { cause: error });
@@ -150,7 +154,13 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
   if (options.onMessage) client.on("message", options.onMessage);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
-      () => fail(new AgentError("IA_ERR_MQTT_CONNECT", `cannot connect to MQTT broker ${displayUrl(options.url)}: no answer within ${clientOptions.connectTimeout! / 1000} s`)),
+      () =>
+        fail(
+          new AgentError(
+            "IA_ERR_MQTT_CONNECT",
+            `cannot connect to MQTT broker ${displayUrl(options.url)}: no answer within ${clientOptions.connectTimeout! / 1000} s`,
+          ),
+        ),
       clientOptions.connectTimeout! + 500,
     );
     const cleanup = () => {
@@ -188,7 +198,11 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
  * that the broker accepts this agent's login and routes its messages. Resolves with the
  * round-trip time in ms.
  */
-export async function brokerRoundTrip(options: Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds">, topic: string, signal: AbortSignal): Promise<number> {
+export async function brokerRoundTrip(
+  options: Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds">,
+  topic: string,
+  signal: AbortSignal,
+): Promise<number> {
   let echoed!: () => void;
   const arrived = new Promise<void>((resolve) => (echoed = resolve));
   const client = await connectBroker({ ...options, sessionExpirySeconds: 0, onMessage: (t) => t === topic && echoed() });
@@ -338,7 +352,9 @@ export class MqttTransport implements Transport {
 
   /** One line for `/status` and the console banner. */
   get summary(): string {
-    const where = this.#broker ? this.#broker.description : `${displayUrl(this.#url)} (MQTT ${this.#protocolVersion === 5 ? "5" : "3.1.1"})`;
+    const where = this.#broker
+      ? this.#broker.description
+      : `${displayUrl(this.#url)} (MQTT ${this.#protocolVersion === 5 ? "5" : "3.1.1"})`;
     switch (this.#state) {
       case "online":
         return `mqtt     online: ${where}; questions to ${this.#base}/ask`;
@@ -360,7 +376,10 @@ export class MqttTransport implements Transport {
       this.#protocolVersion = this.#broker.protocolVersion === 4 ? 4 : o.protocolVersion;
       if (this.#broker.kind === "aedes" && o.fleet !== undefined) {
         await this.#broker.close();
-        throw new AgentError("IA_ERR_CONFIG", `--fleet ${o.fleet}: fleet mode needs shared subscriptions, which the aedes fallback broker lacks; install mosquitto, or use --mqtt mqtt://<broker> (mosquitto, EMQX)`);
+        throw new AgentError(
+          "IA_ERR_CONFIG",
+          `--fleet ${o.fleet}: fleet mode needs shared subscriptions, which the aedes fallback broker lacks; install mosquitto, or use --mqtt mqtt://<broker> (mosquitto, EMQX)`,
+        );
       }
     }
     try {
@@ -392,7 +411,8 @@ export class MqttTransport implements Transport {
         if (this.#stopping) return;
         const agentError = toAgentError(error);
         if (agentError.code === "IA_ERR_MQTT_CONNECT") {
-          if (agentError.message !== this.#lastError?.message) this.#log.warn({ err: agentError }, "MQTT broker still not reachable; retrying");
+          if (agentError.message !== this.#lastError?.message)
+            this.#log.warn({ err: agentError }, "MQTT broker still not reachable; retrying");
           else this.#log.debug({ err: agentError }, "MQTT broker still not reachable; retrying");
           this.#lastError = agentError;
           this.#scheduleFirstConnect();
@@ -453,7 +473,10 @@ export class MqttTransport implements Transport {
     } catch (error) {
       // A broker found already listening may speak only 3.1.1: fall back once, and say so.
       if (this.#broker?.kind !== "existing" || this.#protocolVersion !== 5 || !refusedVersion(error)) throw error;
-      this.#log.warn({ broker: displayUrl(this.#url) }, "the broker on this host speaks only MQTT 3.1.1: serving with 3.1.1 (no response topics with correlation data, no $share fleets)");
+      this.#log.warn(
+        { broker: displayUrl(this.#url) },
+        "the broker on this host speaks only MQTT 3.1.1: serving with 3.1.1 (no response topics with correlation data, no $share fleets)",
+      );
       this.#protocolVersion = 4;
       client = await connect(4);
     }
@@ -466,9 +489,12 @@ export class MqttTransport implements Transport {
     client.on("close", () => this.#onClose());
     client.on("disconnect", (packet) => {
       // MQTT 5 reason 142: another client connected with this client id (the same --agent-id).
-      if (packet.reasonCode === 142) this.#log.warn({ agent: o.agentId }, "the broker handed this agent's session to another client with the same id");
+      if (packet.reasonCode === 142)
+        this.#log.warn({ agent: o.agentId }, "the broker handed this agent's session to another client with the same id");
     });
-    client.on("error", (error) => this.#log.warn({ err: describeConnectError(error, this.#url, this.#protocolVersion) }, "MQTT connection error"));
+    client.on("error", (error) =>
+      this.#log.warn({ err: describeConnectError(error, this.#url, this.#protocolVersion) }, "MQTT connection error"),
+    );
     const topics: Record<string, { qos: 1 }> = {
       [`${this.#base}/ask`]: { qos: 1 },
       [`${this.#base}/cancel`]: { qos: 1 },
@@ -483,12 +509,18 @@ export class MqttTransport implements Transport {
     const granted = await client.subscribeAsync(topics);
     const refused = granted.filter((g) => g.qos === 128 || g.qos > 2);
     if (refused.length > 0) {
-      throw new AgentError("IA_ERR_MQTT_AUTH", `MQTT broker ${displayUrl(this.#url)} refused the subscription to ${refused.map((g) => g.topic).join(", ")} (not authorized, or $share not supported)`);
+      throw new AgentError(
+        "IA_ERR_MQTT_AUTH",
+        `MQTT broker ${displayUrl(this.#url)} refused the subscription to ${refused.map((g) => g.topic).join(", ")} (not authorized, or $share not supported)`,
+      );
     }
     this.#onConnect();
     this.#health = setInterval(() => this.#publishHealth(), o.healthIntervalMs);
     this.#health.unref();
-    this.#log.info({ broker: displayUrl(this.#url), base: this.#base, fleet: o.fleet, mqtt: this.#protocolVersion === 5 ? "5" : "3.1.1" }, "MQTT API serving");
+    this.#log.info(
+      { broker: displayUrl(this.#url), base: this.#base, fleet: o.fleet, mqtt: this.#protocolVersion === 5 ? "5" : "3.1.1" },
+      "MQTT API serving",
+    );
   }
 
   /**
@@ -557,7 +589,10 @@ export class MqttTransport implements Transport {
     const client = this.#client;
     if (client?.connected) {
       this.#flushOutbox();
-      await within(client.publishAsync(`${this.#base}/status`, this.#offline(), { qos: 1, retain: true }).then(() => undefined), ms / 4);
+      await within(
+        client.publishAsync(`${this.#base}/status`, this.#offline(), { qos: 1, retain: true }).then(() => undefined),
+        ms / 4,
+      );
       await within(client.endAsync(), ms / 4).catch(() => undefined);
     }
     client?.end(true);
@@ -600,7 +635,9 @@ export class MqttTransport implements Transport {
     // with -9 holds its own "online" publish, queued before its will went out, and hands it
     // to the next agent that takes the session (seen in about half of kill -9 restarts).
     if (!other || isStale(other)) return;
-    const theyAreNewer = other.since > this.#instance.since || (other.since === this.#instance.since && `${other.host}/${other.pid}` > `${this.#instance.host}/${this.#instance.pid}`);
+    const theyAreNewer =
+      other.since > this.#instance.since ||
+      (other.since === this.#instance.since && `${other.host}/${other.pid}` > `${this.#instance.host}/${this.#instance.pid}`);
     if (theyAreNewer) {
       this.#log.warn({ other }, "another agent came online with this agent's id; it will stop its MQTT side (this one keeps serving)");
       // Our retained status was overwritten: say again that this agent is the one online.
@@ -616,7 +653,8 @@ export class MqttTransport implements Transport {
       if (entry.kind !== "status") this.#outbox.push(entry);
       return;
     }
-    const properties = entry.correlationData && this.#options.protocolVersion === 5 ? { correlationData: entry.correlationData } : undefined;
+    const properties =
+      entry.correlationData && this.#options.protocolVersion === 5 ? { correlationData: entry.correlationData } : undefined;
     client.publish(entry.topic, entry.payload, { qos: entry.qos, retain: entry.retain, ...(properties ? { properties } : {}) }, (error) => {
       if (error) this.#log.debug({ err: error, topic: entry.topic }, "publish not acknowledged (it is resent after the reconnect)");
     });
@@ -679,7 +717,11 @@ export class MqttTransport implements Transport {
         this.#onOwnStatus(payload);
         return;
       }
-      const envelope: Envelope = { payload, responseTopic: packet.properties?.responseTopic, correlationData: packet.properties?.correlationData };
+      const envelope: Envelope = {
+        payload,
+        responseTopic: packet.properties?.responseTopic,
+        correlationData: packet.properties?.correlationData,
+      };
       if (topic.endsWith("/cancel")) {
         this.#cancel(parseCancel(payload, envelope.correlationData));
         return;
@@ -724,7 +766,15 @@ export class MqttTransport implements Transport {
     if (!idGiven && !dup) return false;
     const seen = this.#recent.get(key);
     if (!seen) return false;
-    if (seen.final) this.#publish({ topic: seen.route.topic, payload: seen.final, qos: 1, retain: false, correlationData: seen.route.correlationData, kind: "final" });
+    if (seen.final)
+      this.#publish({
+        topic: seen.route.topic,
+        payload: seen.final,
+        qos: 1,
+        retain: false,
+        correlationData: seen.route.correlationData,
+        kind: "final",
+      });
     this.#log.info({ key: key.slice(-40), answered: Boolean(seen.final) }, "request seen before: not generated again");
     return true;
   }
@@ -733,7 +783,10 @@ export class MqttTransport implements Transport {
   #refusal(route: ReplyRoute): AgentError | undefined {
     if (this.#stopping) return new AgentError("IA_ERR_DISPOSED", "the agent is shutting down; ask again when its status is online");
     if (!this.#rate.take(route.topic)) {
-      return new AgentError("IA_ERR_RATE_LIMITED", `more than ${this.#options.rateLimitPerMinute} questions a minute from ${route.topic} (--mqtt-rate-limit); try again later`);
+      return new AgentError(
+        "IA_ERR_RATE_LIMITED",
+        `more than ${this.#options.rateLimitPerMinute} questions a minute from ${route.topic} (--mqtt-rate-limit); try again later`,
+      );
     }
     return undefined;
   }
@@ -771,14 +824,22 @@ export class MqttTransport implements Transport {
     const { agentId } = this.#options;
     let seq = 0;
     const onDelta = request.stream ? (delta: string) => void this.#reply(route, { id: request.id, seq: seq++, delta }, "chunk") : undefined;
-    this.#log.debug({ id: request.id, session: request.session, prompt: (request.prompt ?? request.messages?.at(-1)?.content ?? "").slice(0, 80) }, "question");
+    this.#log.debug(
+      { id: request.id, session: request.session, prompt: (request.prompt ?? request.messages?.at(-1)?.content ?? "").slice(0, 80) },
+      "question",
+    );
     try {
       const result = await this.#generate(request, { signal, onDelta });
       return this.#reply(route, finalBody(request.id, agentId, result, request.session), "final");
     } catch (error) {
       const agentError = toAgentError(error);
       if (agentError.code === "IA_ERR_CANCELLED") {
-        const cancelled: GenerateResult = { text: "", finishReason: "cancelled", usage: { promptTokens: 0, completionTokens: 0 }, timings: { ttftMs: 0, tokensPerSecond: 0, promptTokensPerSecond: 0, totalMs: 0, queuedMs: 0 } };
+        const cancelled: GenerateResult = {
+          text: "",
+          finishReason: "cancelled",
+          usage: { promptTokens: 0, completionTokens: 0 },
+          timings: { ttftMs: 0, tokensPerSecond: 0, promptTokensPerSecond: 0, totalMs: 0, queuedMs: 0 },
+        };
         return this.#reply(route, finalBody(request.id, agentId, cancelled, request.session), "final");
       }
       if (agentError.code === "IA_ERR_INTERNAL") this.#log.error({ err: error, id: request.id }, "answer failed");
@@ -786,7 +847,10 @@ export class MqttTransport implements Transport {
     }
   }
 
-  #generate(request: AskRequest, options: { signal: AbortSignal; onDelta: ((delta: string) => void) | undefined }): Promise<GenerateResult> {
+  #generate(
+    request: AskRequest,
+    options: { signal: AbortSignal; onDelta: ((delta: string) => void) | undefined },
+  ): Promise<GenerateResult> {
     const { service } = this.#options;
     const overrides = { system: request.system, params: request.params };
     if (request.session === undefined) {
@@ -820,7 +884,14 @@ export class MqttTransport implements Transport {
     }
     const scpi = this.#options.scpi;
     if (!scpi) {
-      this.#replyError(route, request.id, new AgentError("IA_ERR_NO_INSTRUMENT", `no instrument is configured on agent ${this.#options.agentId} (start it with --instrument tcp://host:5025, serial://..., prologix://... or sim)`));
+      this.#replyError(
+        route,
+        request.id,
+        new AgentError(
+          "IA_ERR_NO_INSTRUMENT",
+          `no instrument is configured on agent ${this.#options.agentId} (start it with --instrument tcp://host:5025, serial://..., prologix://... or sim)`,
+        ),
+      );
       return;
     }
     try {
@@ -840,7 +911,11 @@ function finalBody(id: string, agent: string, result: GenerateResult, session: s
     text: result.text,
     finishReason: result.finishReason,
     usage: result.usage,
-    timings: { ttftMs: Math.round(result.timings.ttftMs), tokensPerSecond: Math.round(result.timings.tokensPerSecond * 10) / 10, queuedMs: result.timings.queuedMs },
+    timings: {
+      ttftMs: Math.round(result.timings.ttftMs),
+      tokensPerSecond: Math.round(result.timings.tokensPerSecond * 10) / 10,
+      queuedMs: result.timings.queuedMs,
+    },
     ...(session !== undefined ? { session } : {}),
   };
 }

@@ -242,9 +242,17 @@ export class LineDiscipline {
     this.clearLine();
     if (bad) {
       const hex = `0x${bad.byte.toString(16).padStart(2, "0")}`;
-      events.push({ kind: "refused", reason: "invalid-utf8", detail: `byte ${hex} at character ${bad.at} is not UTF-8; set the terminal to UTF-8 (or start the agent with --serial-charset ascii and type ASCII)` });
+      events.push({
+        kind: "refused",
+        reason: "invalid-utf8",
+        detail: `byte ${hex} at character ${bad.at} is not UTF-8; set the terminal to UTF-8 (or start the agent with --serial-charset ascii and type ASCII)`,
+      });
     } else if (typed > this.#maxChars) {
-      events.push({ kind: "refused", reason: "too-long", detail: `the line has ${typed} characters; the limit is ${this.#maxChars} (--serial-line-limit)` });
+      events.push({
+        kind: "refused",
+        reason: "too-long",
+        detail: `the line has ${typed} characters; the limit is ${this.#maxChars} (--serial-line-limit)`,
+      });
     } else {
       events.push({ kind: "line", text: line });
     }

@@ -123,7 +123,11 @@ export class SerialConsole implements Transport {
       });
     } catch (error) {
       const message = (error as Error).message;
-      const agentError = new AgentError("IA_ERR_SERIAL_PORT", `serial port ${this.#link.path} cannot be opened (${message}); the agent keeps serving and retries (backoff up to ${(this.#options.reopenMaxMs ?? 10_000) / 1000} s) until it appears`, { cause: error });
+      const agentError = new AgentError(
+        "IA_ERR_SERIAL_PORT",
+        `serial port ${this.#link.path} cannot be opened (${message}); the agent keeps serving and retries (backoff up to ${(this.#options.reopenMaxMs ?? 10_000) / 1000} s) until it appears`,
+        { cause: error },
+      );
       // Said once per kind of failure; the retries themselves go to debug.
       if (message !== this.#lastOpenError) this.#log.warn({ err: agentError, path: this.#link.path }, agentError.message);
       else this.#log.debug({ path: this.#link.path, retryMs: this.#reopenMs }, "serial port still cannot be opened");
@@ -135,7 +139,10 @@ export class SerialConsole implements Transport {
       await this.#link.close();
       return;
     }
-    this.#log.info({ path: this.#link.path, line: this.#options.lineLabel }, this.#lastOpenError ? "serial port is back; console open" : "serial console open");
+    this.#log.info(
+      { path: this.#link.path, line: this.#options.lineLabel },
+      this.#lastOpenError ? "serial port is back; console open" : "serial console open",
+    );
     this.#lastOpenError = undefined;
     this.#reopenMs = this.#options.reopenFirstMs ?? 500;
     this.#epoch += 1;
@@ -158,7 +165,10 @@ export class SerialConsole implements Transport {
     this.#pending = [];
     if (this.#stopped) return;
     this.#lastOpenError = "went away";
-    this.#log.warn({ path: this.#link.path, disconnected, err: error }, `serial port ${this.#link.path} went away; reopening when it comes back`);
+    this.#log.warn(
+      { path: this.#link.path, disconnected, err: error },
+      `serial port ${this.#link.path} went away; reopening when it comes back`,
+    );
     this.#reopenMs = this.#options.reopenFirstMs ?? 500;
     this.#scheduleReopen();
   }
@@ -169,7 +179,9 @@ export class SerialConsole implements Transport {
     this.#output = this.#newOutput();
     this.#toldAscii = false;
     this.#busy = false;
-    this.#say(`${this.#options.banner}\nSerial console: ${this.#options.charset === "ascii" ? "ASCII" : "UTF-8"}; type a question and press Enter.`);
+    this.#say(
+      `${this.#options.banner}\nSerial console: ${this.#options.charset === "ascii" ? "ASCII" : "UTF-8"}; type a question and press Enter.`,
+    );
     this.#prompt();
   }
 
@@ -296,7 +308,10 @@ export class SerialConsole implements Transport {
       if (!live()) return;
       this.#send(this.#output.endLine());
       if (result.finishReason === "cancelled") this.#say("(answer cancelled)");
-      else this.#say(`[${result.usage.completionTokens} tokens, ${result.timings.tokensPerSecond} tokens/s, first token ${Math.round(result.timings.ttftMs)} ms]`);
+      else
+        this.#say(
+          `[${result.usage.completionTokens} tokens, ${result.timings.tokensPerSecond} tokens/s, first token ${Math.round(result.timings.ttftMs)} ms]`,
+        );
     } catch (error) {
       if (!live()) return;
       const agentError = toAgentError(error);

@@ -19,9 +19,16 @@ export function serialLinkOptions(config: AgentConfig, platform: NodeJS.Platform
   if (platform !== "win32") {
     // serialport's POSIX binding knows only none/even/odd parity and 1 or 2 stop bits.
     if (options.parity === "mark" || options.parity === "space") {
-      throw new AgentError("IA_ERR_CONFIG", `--serial-parity: ${options.parity} parity is only available on Windows; expected none, even or odd here, got "${options.parity}"`);
+      throw new AgentError(
+        "IA_ERR_CONFIG",
+        `--serial-parity: ${options.parity} parity is only available on Windows; expected none, even or odd here, got "${options.parity}"`,
+      );
     }
-    if (options.stopBits === 1.5) throw new AgentError("IA_ERR_CONFIG", `--serial-stop-bits: 1.5 stop bits are only available on Windows; expected 1 or 2 here, got 1.5`);
+    if (options.stopBits === 1.5)
+      throw new AgentError(
+        "IA_ERR_CONFIG",
+        `--serial-stop-bits: 1.5 stop bits are only available on Windows; expected 1 or 2 here, got 1.5`,
+      );
   }
   return options;
 }
