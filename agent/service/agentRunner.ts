@@ -4,6 +4,7 @@ import type { AgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
 import type { LoadedAgent } from "./loadAgent.js";
 import type { Transport } from "../transports/transport.js";
+import { withDeadline } from "../../common/async.js";
 
 /**
  * Builds one transport from the loaded agent, or returns undefined when it is not configured.
@@ -131,13 +132,4 @@ function watchNpmParent(onGone: () => void): () => void {
   }, 1000);
   timer.unref();
   return () => clearInterval(timer);
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(message)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
