@@ -46,11 +46,3 @@ export interface SerialLink {
   /** Closes the port; idempotent. */
   close(): Promise<void>;
 }
-
-export interface SerialPortInfo {
-  path: string;
-  manufacturer?: string | undefined;
-  serialNumber?: string | undefined;
-  vendorId?: string | undefined;
-  productId?: string | undefined;
-}

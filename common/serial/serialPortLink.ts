@@ -1,4 +1,4 @@
-import type { SerialLink, SerialLinkEvents, SerialLinkOptions, SerialPortInfo } from "./serialLink.js";
+import type { SerialLink, SerialLinkEvents, SerialLinkOptions } from "./serialLink.js";
 
 /**
  * The one module that imports `serialport`. It is imported lazily: hosts without a serial
@@ -76,25 +76,6 @@ export class SerialPortLink implements SerialLink {
     this.#port = undefined;
     if (!port?.isOpen) return;
     await callbackPromise((done) => port.close(done)).catch(() => undefined);
-  }
-}
-
-/** Lists serial ports; hosts without udev (containers, minimal images) make `list()` throw. */
-export async function listSerialPorts(): Promise<{ ports: SerialPortInfo[]; error?: string }> {
-  try {
-    const { SerialPort } = await loadSerialPort();
-    const ports = await SerialPort.list();
-    return {
-      ports: ports.map((p) => ({
-        path: p.path,
-        manufacturer: p.manufacturer,
-        serialNumber: p.serialNumber,
-        vendorId: p.vendorId,
-        productId: p.productId,
-      })),
-    };
-  } catch (error) {
-    return { ports: [], error: (error as Error).message };
   }
 }
 
