@@ -22,8 +22,8 @@ import { resolveModel } from "../../models/modelResolver.js";
 import { ModelStore } from "../../models/modelStore.js";
 import { validateModelFile } from "../../models/gguf/ggufValidator.js";
 import { writeSyntheticModel } from "../../models/synth/syntheticModel.js";
-import { applyProcessPriority } from "../engine/preflight.js";
-import type { PriorityOutcome } from "../engine/preflight.js";
+import { applyProcessPriority } from "../host/priority.js";
+import type { PriorityOutcome } from "../host/priority.js";
 import { realSmokeProbes, renderSmoke, runSmoke } from "../diagnostics/smoke.js";
 
 /** Options that belong to one command and are not settings (`models synth --shape`). */

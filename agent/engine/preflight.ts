@@ -1,19 +1,16 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { constants as osConstants, getPriority, release, setPriority } from "node:os";
+import { release } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { DeploymentShape } from "../host/resourcePolicy.js";
 import { AgentError } from "../../common/errors.js";
+import { glibcVersionOfThisProcess, MIN_GLIBC, olderThanMinGlibc } from "../host/glibc.js";
 
 /**
  * Checks that run before node-llama-cpp is loaded: whether this OS can run the engine at
  * all, and which engine to load (the shipped prebuilt binaries or a local build), so a
  * host that cannot load them hears why and what to run, instead of a dlopen error.
- * Also the agent's own process priority on an instrument's PC.
  */
 
-/** The prebuilt llama.cpp binaries of node-llama-cpp 3.21 link against this glibc. */
-export const MIN_GLIBC: readonly [number, number] = [2, 34];
 /** Node 20 and the prebuilt binaries need Windows 10 / Server 2016 (NT 10.0). */
 export const MIN_WINDOWS_MAJOR = 10;
 
@@ -33,11 +30,6 @@ export interface EngineInstall {
 }
 
 export type EngineChoice = { kind: "prebuilt" } | { kind: "localBuild"; folder: string };
-
-function olderThan(version: string, minimum: readonly [number, number]): boolean {
-  const [major = 0, minor = 0] = version.split(".").map(Number);
-  return major < minimum[0] || (major === minimum[0] && minor < minimum[1]);
-}
 
 /**
  * The one command that builds llama.cpp from the source node-llama-cpp ships (no download).
@@ -66,7 +58,7 @@ export function chooseEngine(host: EngineHost, install: EngineInstall): EngineCh
     }
   }
   if (install.localBuild) return { kind: "localBuild", folder: install.localBuild };
-  if (host.platform === "linux" && host.glibcVersion !== null && olderThan(host.glibcVersion, MIN_GLIBC)) {
+  if (host.platform === "linux" && host.glibcVersion !== null && olderThanMinGlibc(host.glibcVersion)) {
     throw new AgentError(
       "IA_ERR_GLIBC_TOO_OLD",
       `glibc ${host.glibcVersion} is older than ${MIN_GLIBC.join(".")}, which node-llama-cpp's prebuilt llama.cpp binaries need (Ubuntu 22.04+, Debian 12+). ` +
@@ -76,16 +68,10 @@ export function chooseEngine(host: EngineHost, install: EngineInstall): EngineCh
   return { kind: "prebuilt" };
 }
 
-function glibcOfThisProcess(): string | null {
-  if (process.platform !== "linux") return null;
-  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
-  return header?.glibcVersionRuntime ?? null;
-}
-
 export function engineHostOfThisProcess(): EngineHost {
   return {
     platform: process.platform,
-    glibcVersion: glibcOfThisProcess(),
+    glibcVersion: process.platform === "linux" ? glibcVersionOfThisProcess() : null,
     windowsVersion: process.platform === "win32" ? release() : null,
   };
 }
@@ -116,58 +102,4 @@ function lastLocalBuild(packageDir: string): string | null {
 /** Runs before node-llama-cpp is imported: throws the coded refusal, or names the engine. */
 export function preflightEngine(): EngineChoice {
   return chooseEngine(engineHostOfThisProcess(), findEngineInstall());
-}
-
-export type PrioritySetting = "auto" | "low" | "normal";
-
-export interface PriorityOutcome {
-  /** What the process runs at now, e.g. "below normal (nice 10)". */
-  value: string;
-  reason: string;
-}
-
-const LOW = osConstants.priority.PRIORITY_BELOW_NORMAL;
-
-/**
- * On an instrument's own PC the measurement software comes first: lower this process.
- * On Linux the nice value is per thread and new threads inherit their creator's, so every
- * thread that exists now is lowered too (libuv's pool, which starts llama.cpp's threads).
- */
-export function applyProcessPriority(shape: DeploymentShape, setting: PrioritySetting): PriorityOutcome {
-  const wantLow = setting === "low" || (setting === "auto" && shape === "on-instrument");
-  if (!wantLow) {
-    return {
-      value: describePriority(safeGetPriority()),
-      reason: setting === "normal" ? "Left as started: --priority normal." : `Left as started: the agent runs ${shape}.`,
-    };
-  }
-  try {
-    if (safeGetPriority() < LOW) setPriority(LOW);
-    if (process.platform === "linux") {
-      for (const tid of readdirSync("/proc/self/task")) {
-        try {
-          if (getPriority(Number(tid)) < LOW) setPriority(Number(tid), LOW);
-        } catch {
-          // a thread that ended meanwhile
-        }
-      }
-    }
-  } catch (error) {
-    return { value: describePriority(safeGetPriority()), reason: `Could not lower the priority (${(error as Error).message}).` };
-  }
-  const why = setting === "low" ? "--priority low" : "on the instrument's own PC (--shape on-instrument) the instrument keeps priority";
-  return { value: describePriority(safeGetPriority()), reason: `Lowered: ${why}; --priority normal keeps it.` };
-}
-
-function safeGetPriority(): number {
-  try {
-    return getPriority();
-  } catch {
-    return 0;
-  }
-}
-
-function describePriority(nice: number): string {
-  if (process.platform === "win32") return nice >= LOW ? "below normal" : "normal";
-  return nice > 0 ? `below normal (nice ${nice})` : `normal (nice ${nice})`;
 }

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import os from "node:os";
+import { glibcVersionOfThisProcess } from "./glibc.js";
 import type { CpuFlags, HostFacts, PhysicalCoresSource } from "./hostFacts.js";
 
 /**
@@ -180,16 +181,6 @@ export interface ProbeHostOptions {
   system?: SystemInfo;
 }
 
-function runtimeGlibcVersion(): string | null {
-  try {
-    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: unknown } } | undefined;
-    const version = report?.header?.glibcVersionRuntime;
-    return typeof version === "string" ? version : null;
-  } catch {
-    return null;
-  }
-}
-
 export const nodeSystemInfo: SystemInfo = {
   platform: process.platform,
   arch: process.arch,
@@ -199,7 +190,7 @@ export const nodeSystemInfo: SystemInfo = {
   release: () => os.release(),
   version: () => os.version(),
   loadavg: () => os.loadavg(),
-  glibcVersion: runtimeGlibcVersion,
+  glibcVersion: glibcVersionOfThisProcess,
 };
 
 const readUtf8 = (path: string): Promise<string> => readFile(path, "utf8");

@@ -1,4 +1,5 @@
 import { AgentError } from "../../common/errors.js";
+import { MIN_GLIBC, olderThanMinGlibc } from "./glibc.js";
 import type { HostFacts } from "./hostFacts.js";
 import type { ModelFootprint } from "../../models/modelFootprint.js";
 
@@ -534,14 +535,10 @@ function decideMlock(
 
 function hostWarnings(facts: HostFacts, cores: number): string[] {
   const warnings: string[] = [];
-  const glibc = facts.glibcVersion?.split(".").map(Number);
-  if (facts.platform === "linux" && glibc !== undefined && glibc.length >= 2) {
-    const [major = 0, minor = 0] = glibc;
-    if (major < 2 || (major === 2 && minor < 34)) {
-      warnings.push(
-        `glibc ${facts.glibcVersion} is older than 2.34: node-llama-cpp's prebuilt binaries will not load; build llama.cpp locally from the bundled source.`,
-      );
-    }
+  if (facts.platform === "linux" && facts.glibcVersion !== null && olderThanMinGlibc(facts.glibcVersion)) {
+    warnings.push(
+      `glibc ${facts.glibcVersion} is older than ${MIN_GLIBC.join(".")}: node-llama-cpp's prebuilt binaries will not load; build llama.cpp locally from the bundled source.`,
+    );
   }
   const load = facts.loadAverage?.[0];
   if (load !== undefined && load > cores) {
