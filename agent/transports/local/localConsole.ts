@@ -3,10 +3,10 @@ import type { Interface } from "node:readline";
 import type { Readable, Writable } from "node:stream";
 import type { AnswerService } from "../../service/answerService.js";
 import { Conversation } from "../../service/conversation.js";
-import { toAgentError } from "../../../common/errors.js";
 import type { Logger, TerminalLogGate } from "../../../common/logger.js";
 import type { Transport } from "../transport.js";
-import { scpiCommandReply } from "../../console/consoleText.js";
+import { answerQuestion, handleConsoleLine } from "../../console/consoleCommands.js";
+import type { ConsoleHost, ConsolePort, Tone } from "../../console/consoleCommands.js";
 
 export interface LocalConsoleOptions {
   input: Readable & { isTTY?: boolean };
@@ -25,15 +25,14 @@ export interface LocalConsoleOptions {
   logGate?: TerminalLogGate | undefined;
 }
 
-const HELP = [
-  "Type a question and press Enter; the answer streams as it is generated.",
-  "  /help            this text",
-  "  /reset, restart  forget the conversation so far",
-  "  /status          model, threads, mlock, speed of the last answer",
-  "  /scpi <query>    send a read-only SCPI query to the instrument (e.g. /scpi :FREQ:CENT?)",
-  "  /bye, stop       quit (also Ctrl-D; Ctrl-C twice at the prompt)",
+/** What `/help` adds on this terminal after the shared command list. */
+const HELP_NOTES = [
+  "Ending the conversation quits, as do Ctrl-D and Ctrl-C twice at the prompt.",
   "Ctrl-C while an answer streams cancels it.",
-].join("\n");
+];
+
+/** SGR colours of the tones: dim for notices, yellow for a cancel, red for an error. */
+const TONE_SGR: Record<Tone, string | undefined> = { plain: undefined, dim: "2", warn: "33", error: "31" };
 
 /** How long a first Ctrl-C at an idle prompt waits for a second one to quit. */
 const DOUBLE_INTERRUPT_MS = 2000;
@@ -57,13 +56,41 @@ export class LocalConsole implements Transport {
   #lastIdleInterrupt = 0;
   /** Log lines that arrived while an answer was streaming, printed after it. */
   #heldLog: string[] = [];
+  /** Whether the cursor is at the start of a line; an answer that streamed without a final newline leaves it mid-line. */
+  #atLineStart = true;
   #finished: Promise<void>;
   #finish!: () => void;
+  readonly #port: ConsolePort = {
+    say: (text, tone = "plain") => {
+      this.#endLine();
+      const sgr = TONE_SGR[tone];
+      this.#write(`${sgr ? this.#paint(text, sgr) : text}\n`);
+    },
+    stream: (text) => {
+      if (text === "") return;
+      this.#write(text);
+      this.#atLineStart = text.endsWith("\n");
+    },
+    endLine: () => this.#endLine(),
+  };
+  readonly #host: ConsoleHost;
 
   constructor(options: LocalConsoleOptions) {
     this.#options = options;
     this.#interactive = Boolean(options.input.isTTY && options.output.isTTY);
     this.#finished = new Promise((resolve) => (this.#finish = resolve));
+    this.#host = {
+      port: this.#port,
+      service: options.service,
+      conversation: this.#conversation,
+      logger: options.logger,
+      scpi: options.scpi,
+      helpNotes: HELP_NOTES,
+      statusExtra: () => this.#peerLines(),
+      // The person is done: `chat` (and `run`, when this console is its terminal) stops.
+      endConversation: () => this.quit(),
+      ask: (question) => this.#answer(question),
+    };
   }
 
   /** Resolves when the person quits or input ends. */
@@ -83,8 +110,7 @@ export class LocalConsole implements Transport {
   /** Runs until the person quits or input ends; resolves then. */
   async run(): Promise<void> {
     const { input, output } = this.#options;
-    const peerLines = (this.#options.peers ?? []).map((peer) => peer.summary).filter((line): line is string => line !== undefined);
-    this.#write(`${[this.#options.banner, ...peerLines].join("\n")}\n`);
+    this.#write(`${[this.#options.banner, ...this.#peerLines()].join("\n")}\n`);
     const readline = createInterface({ input, output, terminal: this.#interactive, prompt: this.#paint("> ", "1;32"), historySize: 200 });
     this.#readline = readline;
     readline.on("line", (line) => {
@@ -169,88 +195,28 @@ export class LocalConsole implements Transport {
   }
 
   async #handle(raw: string): Promise<void> {
-    const line = raw.trim();
-    if (!this.#interactive) this.#write(`> ${line}\n`);
-    if (line === "") return;
-    switch (line.toLowerCase()) {
-      case "/help":
-        this.#write(`${HELP}\n`);
-        return;
-      case "/reset":
-      case "restart":
-        this.#conversation.reset();
-        this.#write(`${this.#paint("(conversation cleared)", "2")}\n`);
-        return;
-      case "/status":
-        this.#write(`${this.#status()}\n`);
-        return;
-      case "/bye":
-      case "stop":
-        this.quit();
-        return;
-    }
-    if (/^\/scpi(\s|$)/i.test(line)) {
-      await this.#scpi(line.slice(5).trim());
-      return;
-    }
-    if (line.startsWith("/")) {
-      this.#write(`unknown command ${line.split(/\s/)[0]}; /help lists the commands\n`);
-      return;
-    }
-    await this.#answer(line);
+    if (!this.#interactive) this.#write(`> ${raw.trim()}\n`);
+    await handleConsoleLine(this.#host, raw);
   }
 
   async #answer(question: string): Promise<void> {
     const controller = new AbortController();
     this.#current = controller;
-    let wroteAny = false;
     try {
-      const result = await this.#conversation.ask(this.#options.service, question, {
-        signal: controller.signal,
-        onDelta: (text) => {
-          wroteAny = true;
-          this.#write(text);
-        },
-        onQueued: (position) =>
-          this.#write(this.#paint(`(waiting: the model is answering someone else; you are number ${position} in line)\n`, "2")),
-      });
-      if (wroteAny && !result.text.endsWith("\n")) this.#write("\n");
-      if (result.finishReason === "cancelled") this.#write(`${this.#paint("(answer cancelled)", "33")}\n`);
-      else if (this.#interactive) {
-        const t = result.timings;
-        this.#write(
-          `${this.#paint(`[${result.usage.completionTokens} tokens, ${t.tokensPerSecond} tokens/s, first token ${Math.round(t.ttftMs)} ms]`, "2")}\n`,
-        );
-      }
-    } catch (error) {
-      const agentError = toAgentError(error);
-      if (wroteAny) this.#write("\n");
-      if (agentError.code === "IA_ERR_CANCELLED") this.#write(`${this.#paint("(answer cancelled)", "33")}\n`);
-      else {
-        this.#write(`${this.#paint(`error ${agentError.code}: ${agentError.message}`, "31")}\n`);
-        if (agentError.code === "IA_ERR_INTERNAL") this.#options.logger.error({ err: error }, "answer failed");
-      }
+      // Piped output stays the answers alone; a person at the terminal also sees the speed.
+      await answerQuestion(this.#host, question, { signal: controller.signal, timings: this.#interactive });
     } finally {
       this.#current = undefined;
     }
   }
 
-  async #scpi(query: string): Promise<void> {
-    const reply = await scpiCommandReply(this.#options.scpi, query);
-    this.#write(`${reply.failed ? this.#paint(reply.text, "31") : reply.text}\n`);
+  #peerLines(): string[] {
+    return (this.#options.peers ?? []).map((peer) => peer.summary).filter((line): line is string => line !== undefined);
   }
 
-  #status(): string {
-    const info = this.#options.service.runtime.info;
-    const stats = this.#options.service.stats;
-    return [
-      `model    ${info.modelLabel}${info.isDemo ? " (demo: random weights, random answers)" : ""}`,
-      `threads  ${info.threads}   context ${info.contextSize} tokens   parallel ${info.parallelSequences}`,
-      `mlock    ${info.mlock.locked ? "locked" : info.mlock.requested ? "requested but NOT locked" : "off"} (${info.mlock.detail})`,
-      `speed    ${stats.lastTokensPerSecond} tokens/s, first token ${Math.round(stats.lastTtftMs)} ms (last answer)`,
-      `history  ${this.#conversation.messages.length} messages`,
-      ...(this.#options.peers ?? []).map((peer) => peer.summary).filter((line): line is string => line !== undefined),
-    ].join("\n");
+  #endLine(): void {
+    if (!this.#atLineStart) this.#write("\n");
+    this.#atLineStart = true;
   }
 
   #paint(text: string, sgr: string): string {

@@ -1,12 +1,15 @@
 import type { AnswerService } from "../../service/answerService.js";
-import { scpiCommandReply } from "../../console/consoleText.js";
+import { answerQuestion, handleConsoleLine } from "../../console/consoleCommands.js";
+import type { ConsoleHost } from "../../console/consoleCommands.js";
 import { Conversation } from "../../service/conversation.js";
-import { AgentError, toAgentError } from "../../../common/errors.js";
+import { within } from "../../../common/async.js";
 import type { ErrorCode } from "../../../common/errors.js";
 import { LineDiscipline } from "./lineDiscipline.js";
 import type { LineEvent } from "./lineDiscipline.js";
 import type { Logger } from "../../../common/logger.js";
 import type { SerialLink } from "../../../common/serial/serialLink.js";
+import { OutputPump } from "./outputPump.js";
+import { PortKeeper } from "./portKeeper.js";
 import { SerialOutput } from "./serialOutput.js";
 import type { SerialCharset } from "./serialText.js";
 import type { Transport } from "../transport.js";
@@ -34,21 +37,17 @@ export interface SerialConsoleOptions {
   reopenMaxMs?: number;
 }
 
-const HELP = [
-  "Type a question and press Enter; the answer streams as it is generated.",
-  "  /help            this text",
-  "  /reset, restart  forget the conversation so far",
-  "  /status          model, threads, mlock, speed of the last answer, this line",
-  "  /scpi <query>    send a read-only SCPI query to the instrument (e.g. /scpi *IDN?)",
-  "  /bye             end the conversation (the next person starts afresh)",
+/** What `/help` adds on a serial terminal after the shared command list. */
+const HELP_NOTES = [
+  "Ending the conversation shows the banner for the next person, who starts afresh.",
   "Backspace or DEL erases a character, Ctrl-U the line, Ctrl-W a word.",
   "Ctrl-C cancels the answer in progress; what you type while an answer streams is ignored.",
-].join("\n");
+];
 
-/** Bytes per write: small, so a cancel at 9600 baud leaves little already in flight (about 0.1 s). */
-const WRITE_CHUNK = 128;
 /** How long a cancel waits for the chunk in flight before printing over it. */
-const IN_FLIGHT_WAIT_MS = 500;
+export const IN_FLIGHT_WAIT_MS = 500;
+/** How long `stop` waits for its goodbye line to go out. */
+const STOP_DRAIN_MS = 1000;
 
 interface Turn {
   controller: AbortController;
@@ -56,11 +55,19 @@ interface Turn {
 }
 
 /**
+ * What the typed bytes mean now: `idle` at the prompt (they go to the line discipline),
+ * `handling` a command (dropped), `answering` (only Ctrl-C counts: it cancels `turn`, and
+ * typing would garble the answer), `cancelling` (dropped until the prompt is back).
+ */
+type InputState = { kind: "idle" } | { kind: "handling" } | { kind: "answering"; turn: Turn } | { kind: "cancelling" };
+
+/**
  * The serial console: a person at a terminal (PuTTY, minicom, a VT100, an instrument's own
  * console) on RS-232 or USB-serial chats with the agent. Bytes go through a LineDiscipline;
- * output goes out one small chunk at a time, each awaited until drained, so a slow line
- * holds at most one answer's text here and little in the OS. The port is reopened with
- * backoff when it is missing or goes away; the agent keeps serving other transports.
+ * lines go to the console command set shared with `chat`; output goes through an OutputPump
+ * (small drained chunks, so a slow line holds at most one answer's text here and little in the
+ * OS). A PortKeeper reopens the port with backoff when it is missing or goes away; the agent
+ * keeps serving other transports meanwhile.
  */
 export class SerialConsole implements Transport {
   readonly name = "serial";
@@ -68,129 +75,104 @@ export class SerialConsole implements Transport {
   readonly #link: SerialLink;
   readonly #log: Logger;
   readonly #conversation = new Conversation();
+  readonly #keeper: PortKeeper;
+  readonly #host: ConsoleHost;
+  /** A new pump per open port. */
+  #pump: OutputPump;
   #discipline: LineDiscipline;
   #output: SerialOutput;
-  #pending: Buffer[] = [];
-  #pumping = false;
-  /** Bumped at each open: a write stuck on a vanished port must not hold up the reopened one. */
-  #epoch = 0;
-  #inFlight: Promise<void> | undefined;
-  #turn: Turn | undefined;
-  #busy = false;
-  #cancelling = false;
-  #stopped = true;
+  #input: InputState = { kind: "idle" };
+  /** Bumped at each banner (port opened, `/bye`): work begun for an earlier person never prompts this one. */
+  #person = 0;
   #toldAscii = false;
-  #reopenTimer: NodeJS.Timeout | undefined;
-  #reopenMs: number;
-  #lastOpenError: string | undefined;
 
   constructor(options: SerialConsoleOptions) {
     this.#options = options;
     this.#link = options.link;
     this.#log = options.logger;
+    this.#pump = new OutputPump(this.#link, this.#log);
     this.#discipline = this.#newDiscipline();
     this.#output = this.#newOutput();
-    this.#reopenMs = options.reopenFirstMs ?? 500;
+    this.#keeper = new PortKeeper({
+      link: options.link,
+      logger: options.logger,
+      lineLabel: options.lineLabel,
+      firstMs: options.reopenFirstMs ?? 500,
+      maxMs: options.reopenMaxMs ?? 10_000,
+      onOpen: () => this.#opened(),
+      onData: (bytes) => this.#onData(bytes),
+      onLost: () => this.#lost(),
+    });
+    this.#host = {
+      port: {
+        say: (text) => this.#say(text),
+        stream: (text) => this.#pump.send(this.#output.format(text)),
+        endLine: () => this.#pump.send(this.#output.endLine()),
+      },
+      service: options.service,
+      conversation: this.#conversation,
+      logger: options.logger,
+      scpi: options.scpi,
+      helpNotes: HELP_NOTES,
+      statusExtra: () => [
+        `line     ${options.lineLabel ?? this.#link.path}, ${options.charset ?? "utf8"}, wrap ${options.wrap ? `${options.wrap} columns` : "off"}, line limit ${options.lineLimit ?? 1000}`,
+      ],
+      // The port stays served: the next person gets the banner and an empty conversation.
+      endConversation: () => {
+        this.#conversation.reset();
+        this.#say("(conversation ended; goodbye)\n");
+        this.#freshSession();
+      },
+      ask: (question) => this.#answer(question),
+    };
   }
 
   /** Opens the port; a port that is not there yet is logged and retried, not fatal. */
   async start(): Promise<void> {
-    this.#stopped = false;
-    await this.#open();
+    await this.#keeper.start();
   }
 
   async stop(): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopped = true;
-    clearTimeout(this.#reopenTimer);
-    this.#turn?.controller.abort();
-    this.#turn = undefined;
-    if (this.#link.isOpen) {
-      this.#pending = [];
-      this.#send(`${this.#output.endLine()}(the agent is stopping)\r\n`);
-      await Promise.race([this.#drained(), sleep(1000)]);
+    if (this.#keeper.state === "stopped") return;
+    const wasOpen = this.#keeper.state === "open" && this.#link.isOpen;
+    this.#abortTurn();
+    if (wasOpen) {
+      this.#pump.dropQueued();
+      this.#pump.send(`${this.#output.endLine()}(the agent is stopping)\r\n`);
+      await within(this.#pump.drained(), STOP_DRAIN_MS);
     }
-    await this.#link.close();
+    this.#pump.close();
+    await this.#keeper.stop();
   }
 
-  async #open(): Promise<void> {
-    if (this.#stopped) return;
-    try {
-      await this.#link.open({
-        onData: (bytes) => this.#onData(bytes),
-        onClose: ({ disconnected, error }) => this.#onClose(disconnected, error),
-        onError: (error) => this.#log.warn({ err: error, path: this.#link.path }, "serial port error"),
-      });
-    } catch (error) {
-      const message = (error as Error).message;
-      const agentError = new AgentError(
-        "IA_ERR_SERIAL_PORT",
-        `serial port ${this.#link.path} cannot be opened (${message}); the agent keeps serving and retries (backoff up to ${(this.#options.reopenMaxMs ?? 10_000) / 1000} s) until it appears`,
-        { cause: error },
-      );
-      // Said once per kind of failure; the retries themselves go to debug.
-      if (message !== this.#lastOpenError) this.#log.warn({ err: agentError, path: this.#link.path }, agentError.message);
-      else this.#log.debug({ path: this.#link.path, retryMs: this.#reopenMs }, "serial port still cannot be opened");
-      this.#lastOpenError = message;
-      this.#scheduleReopen();
-      return;
-    }
-    if (this.#stopped) {
-      await this.#link.close();
-      return;
-    }
-    this.#log.info(
-      { path: this.#link.path, line: this.#options.lineLabel },
-      this.#lastOpenError ? "serial port is back; console open" : "serial console open",
-    );
-    this.#lastOpenError = undefined;
-    this.#reopenMs = this.#options.reopenFirstMs ?? 500;
-    this.#epoch += 1;
-    this.#pumping = false;
-    this.#pending = [];
+  #opened(): void {
+    this.#pump.close();
+    this.#pump = new OutputPump(this.#link, this.#log);
     this.#freshSession();
   }
 
-  #scheduleReopen(): void {
-    if (this.#stopped) return;
-    clearTimeout(this.#reopenTimer);
-    const wait = this.#reopenMs;
-    this.#reopenMs = Math.min(wait * 2, this.#options.reopenMaxMs ?? 10_000);
-    // Not unref'd: a missing port is a transport that is still being served.
-    this.#reopenTimer = setTimeout(() => void this.#open(), wait);
-  }
-
-  #onClose(disconnected: boolean, error: Error | undefined): void {
+  /** The port went away: the answer in progress stops; the conversation is kept for when it is back. */
+  #lost(): void {
     this.#abortTurn();
-    this.#pending = [];
-    if (this.#stopped) return;
-    this.#lastOpenError = "went away";
-    this.#log.warn(
-      { path: this.#link.path, disconnected, err: error },
-      `serial port ${this.#link.path} went away; reopening when it comes back`,
-    );
-    this.#reopenMs = this.#options.reopenFirstMs ?? 500;
-    this.#scheduleReopen();
+    this.#pump.close();
   }
 
   /** The banner and a prompt, with a clean line discipline: after opening and after `/bye`. */
   #freshSession(): void {
+    this.#person += 1;
     this.#discipline = this.#newDiscipline();
     this.#output = this.#newOutput();
     this.#toldAscii = false;
-    this.#busy = false;
-    this.#say(
-      `${this.#options.banner}\nSerial console: ${this.#options.charset === "ascii" ? "ASCII" : "UTF-8"}; type a question and press Enter.`,
-    );
+    this.#input = { kind: "idle" };
+    const charset = this.#options.charset === "ascii" ? "ASCII" : "UTF-8";
+    this.#say(`${this.#options.banner}\nSerial console: ${charset}; type a question and press Enter.`);
     this.#prompt();
   }
 
   #onData(bytes: Buffer): void {
-    if (this.#busy) {
-      // While an answer streams only Ctrl-C means anything; typing would garble the answer.
-      if (bytes.includes(0x03)) void this.#cancel();
-      return;
-    }
+    const input = this.#input;
+    if (input.kind === "answering" && bytes.includes(0x03)) void this.#cancel(input.turn);
+    if (input.kind !== "idle") return;
     let events: LineEvent[];
     try {
       events = this.#discipline.feed(bytes);
@@ -199,128 +181,58 @@ export class SerialConsole implements Transport {
       this.#discipline.clearLine();
       return;
     }
-    for (let i = 0; i < events.length; i++) {
-      const event = events[i]!;
+    for (const event of events) {
       if (event.kind === "echo") {
-        this.#send(event.text);
+        this.#pump.send(event.text);
         if (event.text.endsWith("\n")) this.#output.atLineStart();
         continue;
       }
       if (event.kind === "interrupt") {
-        this.#send(`^C${this.#output.endLine() || "\r\n"}`);
+        this.#pump.send(`^C${this.#output.endLine() || "\r\n"}`);
         this.#output.atLineStart();
         this.#prompt();
         continue;
       }
-      // Input after an Enter that starts an answer is dropped, as it is while the answer streams.
-      this.#busy = true;
-      void this.#submit(event).finally(() => {
-        if (this.#busy && !this.#turn && !this.#cancelling) {
-          this.#busy = false;
-          this.#discipline.clearLine();
-          this.#prompt();
-        }
-      });
+      // Input after an Enter is dropped until the line is handled, as it is while an answer streams.
+      this.#input = { kind: "handling" };
+      const person = this.#person;
+      void this.#submit(event).finally(() => this.#backToPrompt(person));
       return;
     }
   }
 
   async #submit(event: Exclude<LineEvent, { kind: "echo" | "interrupt" }>): Promise<void> {
-    try {
-      if (event.kind === "refused") {
-        const code: ErrorCode = event.reason === "too-long" ? "IA_ERR_SERIAL_LINE_TOO_LONG" : "IA_ERR_SERIAL_INPUT";
-        this.#say(`error ${code}: ${event.detail}; the line was not sent`);
-        return;
-      }
-      await this.#command(event.text.trim());
-    } catch (error) {
-      this.#log.error({ err: error }, "serial console command failed");
-      this.#say(`error ${toAgentError(error).code}: ${toAgentError(error).message}`);
-    }
-  }
-
-  async #command(line: string): Promise<void> {
-    if (line === "") return;
-    const word = line.split(/\s/)[0]!.toLowerCase();
-    switch (word) {
-      case "/help":
-        this.#say(HELP);
-        return;
-      case "/reset":
-      case "restart":
-        this.#conversation.reset();
-        this.#say("(conversation cleared)");
-        return;
-      case "/status":
-        this.#say(this.#status());
-        return;
-      case "/bye":
-        this.#conversation.reset();
-        this.#say("(conversation ended; goodbye)\n");
-        this.#freshSession();
-        // The fresh session printed its own prompt; keep #submit's caller from adding one.
-        this.#busy = false;
-        return;
-      case "/scpi":
-        await this.#scpi(line.slice(5).trim());
-        return;
-    }
-    if (line.startsWith("/")) {
-      this.#say(`unknown command ${word}; /help lists the commands`);
+    if (event.kind === "refused") {
+      const code: ErrorCode = event.reason === "too-long" ? "IA_ERR_SERIAL_LINE_TOO_LONG" : "IA_ERR_SERIAL_INPUT";
+      this.#say(`error ${code}: ${event.detail}; the line was not sent`);
       return;
     }
-    await this.#answer(line);
+    await handleConsoleLine(this.#host, event.text);
   }
 
-  async #scpi(query: string): Promise<void> {
-    this.#say((await scpiCommandReply(this.#options.scpi, query)).text);
+  /** After a line was handled: the prompt again, unless a cancel or a fresh session already gave one. */
+  #backToPrompt(person: number): void {
+    if (person !== this.#person || this.#input.kind !== "handling") return;
+    this.#input = { kind: "idle" };
+    this.#discipline.clearLine();
+    this.#prompt();
   }
 
   async #answer(question: string): Promise<void> {
     const turn: Turn = { controller: new AbortController(), cancelled: false };
-    this.#turn = turn;
-    const live = () => !turn.cancelled && this.#turn === turn;
+    this.#input = { kind: "answering", turn };
+    const live = () => !turn.cancelled;
     try {
-      await this.#generate(question, turn, live);
+      await answerQuestion(this.#host, question, { signal: turn.controller.signal, live, timings: true });
       if (!live()) return;
       if (this.#output.takeReplaced() && !this.#toldAscii) {
         this.#toldAscii = true;
         this.#say("(characters this ASCII terminal cannot show were replaced by ?; --serial-charset utf8 shows them)");
       }
       // On a slow line the answer is over only once the line has carried it: Ctrl-C still cancels until then.
-      await this.#drained();
+      await this.#pump.drained();
     } finally {
-      if (this.#turn === turn) this.#turn = undefined;
-    }
-  }
-
-  async #generate(question: string, turn: Turn, live: () => boolean): Promise<void> {
-    try {
-      const result = await this.#conversation.ask(this.#options.service, question, {
-        signal: turn.controller.signal,
-        onDelta: (text) => {
-          if (live()) this.#send(this.#output.format(text));
-        },
-        onQueued: (position) => {
-          if (live()) this.#say(`(waiting: the model is answering someone else; you are number ${position} in line)`);
-        },
-      });
-      if (!live()) return;
-      this.#send(this.#output.endLine());
-      if (result.finishReason === "cancelled") this.#say("(answer cancelled)");
-      else
-        this.#say(
-          `[${result.usage.completionTokens} tokens, ${result.timings.tokensPerSecond} tokens/s, first token ${Math.round(result.timings.ttftMs)} ms]`,
-        );
-    } catch (error) {
-      if (!live()) return;
-      const agentError = toAgentError(error);
-      this.#send(this.#output.endLine());
-      if (agentError.code === "IA_ERR_CANCELLED") this.#say("(answer cancelled)");
-      else {
-        if (agentError.code === "IA_ERR_INTERNAL") this.#log.error({ err: error }, "answer failed");
-        this.#say(`error ${agentError.code}: ${agentError.message}`);
-      }
+      if (this.#input.kind === "answering" && this.#input.turn === turn) this.#input = { kind: "handling" };
     }
   }
 
@@ -328,86 +240,37 @@ export class SerialConsole implements Transport {
    * Ctrl-C during an answer: stop generating, drop what is waiting to go out (here and in
    * the OS), then say so and prompt, without waiting for the backlog to drain.
    */
-  async #cancel(): Promise<void> {
-    const turn = this.#turn;
-    if (!turn || turn.cancelled) return;
-    this.#cancelling = true;
-    this.#abortTurn();
-    await this.#link.flushOutput().catch(() => undefined);
-    // The chunk in flight finishes into the emptied buffer; flush once more so it does not trail the notice.
-    await Promise.race([this.#inFlight, sleep(IN_FLIGHT_WAIT_MS)]);
-    this.#pending = [];
-    await this.#link.flushOutput().catch(() => undefined);
+  async #cancel(turn: Turn): Promise<void> {
+    this.#input = { kind: "cancelling" };
+    this.#abortTurn(turn);
+    const pump = this.#pump;
+    await pump.discardBacklog(IN_FLIGHT_WAIT_MS);
+    // The port went away (or came back as a new session) meanwhile: nothing to finish here.
+    if (pump !== this.#pump || this.#input.kind !== "cancelling") return;
     this.#discipline.clearLine();
-    this.#send(`${this.#output.endLine()}^C\r\n`);
+    this.#pump.send(`${this.#output.endLine()}^C\r\n`);
     this.#output.atLineStart();
     this.#say("(answer cancelled)");
-    this.#busy = false;
-    this.#cancelling = false;
+    this.#input = { kind: "idle" };
     this.#prompt();
   }
 
-  #abortTurn(): void {
-    const turn = this.#turn;
-    if (!turn) return;
+  /** Stops the answer in progress (or `turn`) at once; it writes nothing more. */
+  #abortTurn(turn = this.#input.kind === "answering" ? this.#input.turn : undefined): void {
+    if (!turn || turn.cancelled) return;
     turn.cancelled = true;
-    this.#turn = undefined;
     turn.controller.abort();
-    this.#pending = [];
-  }
-
-  #status(): string {
-    const info = this.#options.service.runtime.info;
-    const stats = this.#options.service.stats;
-    const queue = this.#options.service.queue;
-    return [
-      `model    ${info.modelLabel}${info.isDemo ? " (demo: random weights, random answers)" : ""}`,
-      `threads  ${info.threads}   context ${info.contextSize} tokens   parallel ${info.parallelSequences}`,
-      `mlock    ${info.mlock.locked ? "locked" : info.mlock.requested ? "requested but NOT locked" : "off"} (${info.mlock.detail})`,
-      `speed    ${stats.lastTokensPerSecond} tokens/s, first token ${Math.round(stats.lastTtftMs)} ms (last answer)`,
-      `queue    ${queue.running} answering, ${queue.waiting} waiting`,
-      `history  ${this.#conversation.messages.length} messages`,
-      `line     ${this.#options.lineLabel ?? this.#link.path}, ${this.#options.charset ?? "utf8"}, wrap ${this.#options.wrap ? `${this.#options.wrap} columns` : "off"}, line limit ${this.#options.lineLimit ?? 1000}`,
-    ].join("\n");
+    this.#pump.dropQueued();
   }
 
   /** A message on lines of its own. */
   #say(text: string): void {
-    this.#send(this.#output.endLine() + this.#output.format(`${text}\n`));
+    this.#pump.send(this.#output.endLine() + this.#output.format(`${text}\n`));
   }
 
   #prompt(): void {
-    this.#send(`${this.#output.endLine()}> `);
+    this.#pump.send(`${this.#output.endLine()}> `);
     this.#output.atLineStart();
-  }
-
-  #send(text: string): void {
-    if (text === "" || !this.#link.isOpen) return;
-    this.#pending.push(Buffer.from(text, "utf8"));
-    if (!this.#pumping) void this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    const epoch = this.#epoch;
-    this.#pumping = true;
-    try {
-      while (this.#pending.length > 0 && this.#link.isOpen && epoch === this.#epoch) {
-        const all = Buffer.concat(this.#pending);
-        const chunk = all.subarray(0, WRITE_CHUNK);
-        this.#pending = all.length > WRITE_CHUNK ? [all.subarray(WRITE_CHUNK)] : [];
-        this.#inFlight = this.#link.write(chunk);
-        await this.#inFlight.catch((error: unknown) => this.#log.debug({ err: error }, "serial write failed"));
-      }
-    } finally {
-      if (epoch === this.#epoch) {
-        this.#pumping = false;
-        this.#inFlight = undefined;
-      }
-    }
-  }
-
-  async #drained(): Promise<void> {
-    while (this.#pumping) await (this.#inFlight ?? sleep(10)).catch(() => undefined);
   }
 
   #newDiscipline(): LineDiscipline {
@@ -417,8 +280,4 @@ export class SerialConsole implements Transport {
   #newOutput(): SerialOutput {
     return new SerialOutput({ charset: this.#options.charset ?? "utf8", wrap: this.#options.wrap ?? 0 });
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
