@@ -7,6 +7,7 @@ import { SerialConsole } from "../../agent/transports/serial/serialConsole.js";
 import { SerialPortLink } from "../../common/serial/serialPortLink.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { PtyPair, PtyTerminal } from "../helpers/socat.js";
+import { waitUntil } from "../helpers/wait.js";
 
 // The serial console and a second requester share one AnswerService and its queue over
 // the real node-llama-cpp with one sequence, as the console and MQTT do inside `run`. The
@@ -54,11 +55,15 @@ afterAll(async () => {
 describe("serial console and another requester on the shared queue", () => {
   it("a console question asked while another request generates waits, is told its place, and both are answered", async () => {
     let otherStreamed = 0;
-    const other = service.answer(
-      { messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 1500 } },
-      { onDelta: () => (otherStreamed += 1) },
-    );
-    while (otherStreamed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    let otherDoneAt = -1;
+    const other = service
+      .answer({ messages: [{ role: "user", content: "from mqtt" }], params: { maxTokens: 1500 } }, { onDelta: () => (otherStreamed += 1) })
+      .then((result) => {
+        // How much the terminal had received when the other request finished.
+        otherDoneAt = terminal.text.length;
+        return result;
+      });
+    await waitUntil(() => otherStreamed > 0, { what: "the other request's first token", timeoutMs: 30_000 });
     const from = terminal.text.length;
     await terminal.type("from the terminal\r");
     const waited = await terminal.waitFor("(waiting: the model is answering someone else; you are number 1 in line)\r\n", { from });
@@ -66,7 +71,10 @@ describe("serial console and another requester on the shared queue", () => {
     expect(otherResult.finishReason).toBe("length");
     expect(otherResult.usage.completionTokens).toBe(1500);
     const done = await terminal.waitFor(/\[600 tokens, [^\]]+\]\r\n> /, { from: waited, timeoutMs: 60_000 });
-    expect(done - waited).toBeGreaterThan(600);
+    // One sequence: the console's answer began only after the other request had finished.
+    expect(otherDoneAt).toBeGreaterThanOrEqual(waited);
+    expect(terminal.text.slice(waited, otherDoneAt)).toBe("");
+    expect(terminal.text.slice(otherDoneAt, done).trim().length).toBeGreaterThan(0);
   });
 
   it("a request arriving while the console's answer generates waits its turn; both are answered", async () => {
