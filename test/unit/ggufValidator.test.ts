@@ -2,17 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GgmlType, GgufValueType, ggmlTypeInfo, tensorByteSize } from "../../models/gguf/ggufFormat.js";
-import type { GgufFile, GgufMetadataEntry } from "../../models/gguf/ggufFormat.js";
-import { readGguf } from "../../models/gguf/ggufReader.js";
-import { checkModelGguf, validateModelFile } from "../../models/gguf/ggufValidator.js";
-import { writeGguf } from "../../models/gguf/ggufWriter.js";
-import type { GgufTensorSource } from "../../models/gguf/ggufWriter.js";
-import { SYNTHETIC_WEIGHT_TYPES, planSyntheticModel, syntheticMetadata, writeSyntheticModel } from "../../models/synth/syntheticModel.js";
-import type { SyntheticTensorPlan } from "../../models/synth/syntheticModel.js";
+import { GgufValueType } from "../../models/gguf/ggufFormat.js";
+import type { GgufMetadataEntry } from "../../models/gguf/ggufFormat.js";
+import { validateModelFile } from "../../models/gguf/ggufValidator.js";
+import { planSyntheticModel, writeSyntheticModel } from "../../models/synth/syntheticModel.js";
 import { SYNTHETIC_SHAPES } from "../../models/synth/syntheticShapes.js";
 import type { SyntheticShape } from "../../models/synth/syntheticShapes.js";
-import { buildSyntheticVocabulary } from "../../models/synth/syntheticVocabulary.js";
+import { expectRefusal, replaced, without, writeVariant } from "../helpers/ggufVariants.js";
 
 let dir: string;
 let validPath: string;
@@ -28,113 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-type Entries = [string, GgufMetadataEntry][];
-
-/** A tiny model written with zeroed tensor data, its metadata and tensors edited first. */
-async function writeVariant(
-  name: string,
-  edit: (metadata: Entries, tensors: SyntheticTensorPlan[]) => { metadata: Entries; tensors: SyntheticTensorPlan[] },
-  shape: SyntheticShape = SYNTHETIC_SHAPES.tiny,
-): Promise<string> {
-  const vocab = buildSyntheticVocabulary({ size: shape.vocabSize, family: shape.family });
-  const edited = edit(syntheticMetadata(shape, "f16", 1, vocab), planSyntheticModel(shape, "f16").tensors);
-  const path = join(dir, name);
-  const sources: GgufTensorSource[] = edited.tensors.map((t) => ({
-    name: t.name,
-    dims: t.dims,
-    type: t.type,
-    chunks: () => [Buffer.alloc(tensorByteSize(t.dims, t.type) ?? 0)],
-  }));
-  await writeGguf(path, { metadata: edited.metadata, tensors: sources });
-  return path;
-}
-
-/** What to change in one tensor-table entry after writing: same number of dimensions. */
-interface TableEdit {
-  dims?: number[];
-  type?: number;
-  offset?: number;
-}
-
-/**
- * Rewrites tensor-table entries of a GGUF in place (name, dim count, dims, type, offset:
- * fixed-size fields, so nothing moves). Makes the files the writer refuses to write.
- */
-async function editTensorTable(path: string, edits: Record<string, TableEdit>): Promise<void> {
-  const bytes = await readFile(path);
-  const { dataOffset } = await readGguf(path);
-  for (const [name, edit] of Object.entries(edits)) {
-    const key = Buffer.alloc(8 + Buffer.byteLength(name));
-    key.writeBigUInt64LE(BigInt(Buffer.byteLength(name)), 0);
-    key.write(name, 8, "utf8");
-    const at = bytes.subarray(0, dataOffset).lastIndexOf(key);
-    if (at < 0) throw new Error(`no tensor '${name}' in ${path}`);
-    let pos = at + key.length;
-    const dimCount = bytes.readUInt32LE(pos);
-    pos += 4;
-    if (edit.dims !== undefined) {
-      if (edit.dims.length !== dimCount) throw new Error(`'${name}' has ${dimCount} dims; the edit must keep that count`);
-      edit.dims.forEach((dim, d) => bytes.writeBigUInt64LE(BigInt(dim), pos + 8 * d));
-    }
-    pos += 8 * dimCount;
-    if (edit.type !== undefined) bytes.writeUInt32LE(edit.type, pos);
-    pos += 4;
-    if (edit.offset !== undefined) bytes.writeBigUInt64LE(BigInt(edit.offset), pos);
-  }
-  await writeFile(path, bytes);
-}
-
-/**
- * The bytes gguf.cpp would give a tensor of this type and shape if it did not check the
- * rows: elements / block size * block bytes.
- */
-function naiveBytes(dims: readonly number[], type: number): number {
-  const info = ggmlTypeInfo(type);
-  if (info === undefined) throw new Error(`no type ${type}`);
-  return (dims.reduce((a, b) => a * b, 1) / info.blockSize) * info.typeSize;
-}
-
-/**
- * A tiny model with one tensor given a type and shape the writer refuses: written as I8
- * [bytes, 1, ...] of exactly the bytes that type and shape would take, so the offsets and
- * the file size agree with the retyped entry, then the entry is rewritten.
- */
-async function writeRetyped(
-  name: string,
-  tensor: string,
-  dims: number[],
-  type: number,
-  shape: SyntheticShape = SYNTHETIC_SHAPES.tiny,
-): Promise<string> {
-  const bytes = naiveBytes(dims, type);
-  const placeholder = [bytes, ...dims.slice(1).map(() => 1)];
-  const path = await writeVariant(
-    name,
-    (m, t) => ({ metadata: m, tensors: t.map((x) => (x.name === tensor ? { ...x, dims: placeholder, type: GgmlType.I8 } : x)) }),
-    shape,
-  );
-  await editTensorTable(path, { [tensor]: { dims, type } });
-  return path;
-}
-
-/** Tiny's layout with a 400-wide FFN: ffn_down's rows (400) are whole F16 rows but not Q8_0 blocks. */
-const FFN_400: SyntheticShape = { ...SYNTHETIC_SHAPES.tiny, feedForwardLength: 400 };
-
-const without = (metadata: Entries, key: string): Entries => metadata.filter(([k]) => k !== key);
-const replaced = (metadata: Entries, key: string, entry: GgufMetadataEntry): Entries =>
-  metadata.map(([k, e]) => [k, k === key ? entry : e]);
-
-async function expectRefusal(path: string, code: string, ...fragments: string[]): Promise<void> {
-  const error = await validateModelFile(path).then(
-    () => undefined,
-    (e: unknown) => e as { code?: string; message?: string },
-  );
-  expect(error, `expected ${code} for ${path}`).toBeDefined();
-  expect(error?.code).toBe(code);
-  expect(error?.message).toContain(path);
-  for (const fragment of fragments) expect(error?.message).toContain(fragment);
-}
 
 describe("validateModelFile", () => {
   it("accepts the tiny synthetic model and summarises it", async () => {
@@ -245,17 +134,17 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a well-formed GGUF without qwen2.feed_forward_length (llama.cpp would abort)", async () => {
-    const path = await writeVariant("no-ffn.gguf", (m, t) => ({ metadata: without(m, "qwen2.feed_forward_length"), tensors: t }));
+    const path = await writeVariant(dir, "no-ffn.gguf", (m, t) => ({ metadata: without(m, "qwen2.feed_forward_length"), tensors: t }));
     await expectRefusal(path, "IA_ERR_GGUF_METADATA", "'qwen2.feed_forward_length' is missing", "uint32");
   });
 
   it("refuses a well-formed GGUF without qwen2.attention.head_count", async () => {
-    const path = await writeVariant("no-heads.gguf", (m, t) => ({ metadata: without(m, "qwen2.attention.head_count"), tensors: t }));
+    const path = await writeVariant(dir, "no-heads.gguf", (m, t) => ({ metadata: without(m, "qwen2.attention.head_count"), tensors: t }));
     await expectRefusal(path, "IA_ERR_GGUF_METADATA", "'qwen2.attention.head_count' is missing");
   });
 
   it("refuses metadata with the wrong type", async () => {
-    const path = await writeVariant("u64-context.gguf", (m, t) => ({
+    const path = await writeVariant(dir, "u64-context.gguf", (m, t) => ({
       metadata: replaced(m, "qwen2.context_length", { type: GgufValueType.UINT64, value: 4096n }),
       tensors: t,
     }));
@@ -263,12 +152,12 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a file without a vocabulary", async () => {
-    const path = await writeVariant("no-tokens.gguf", (m, t) => ({ metadata: without(m, "tokenizer.ggml.tokens"), tensors: t }));
+    const path = await writeVariant(dir, "no-tokens.gguf", (m, t) => ({ metadata: without(m, "tokenizer.ggml.tokens"), tensors: t }));
     await expectRefusal(path, "IA_ERR_GGUF_METADATA", "'tokenizer.ggml.tokens' is missing");
   });
 
   it("refuses an unsupported architecture, listing the supported ones", async () => {
-    const path = await writeVariant("mamba.gguf", (m, t) => ({
+    const path = await writeVariant(dir, "mamba.gguf", (m, t) => ({
       metadata: replaced(m, "general.architecture", { type: GgufValueType.STRING, value: "mamba" }),
       tensors: t,
     }));
@@ -276,7 +165,7 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a tensor shape that contradicts the metadata", async () => {
-    const path = await writeVariant("wide-ffn.gguf", (m, t) => ({
+    const path = await writeVariant(dir, "wide-ffn.gguf", (m, t) => ({
       metadata: replaced(m, "qwen2.feed_forward_length", { type: GgufValueType.UINT32, value: 512 }),
       tensors: t,
     }));
@@ -284,7 +173,7 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a token embedding that does not match the vocabulary", async () => {
-    const path = await writeVariant("short-embd.gguf", (m, t) => ({
+    const path = await writeVariant(dir, "short-embd.gguf", (m, t) => ({
       metadata: m,
       tensors: t.map((x) => (x.name === "token_embd.weight" ? { ...x, dims: [128, 2000] } : x)),
     }));
@@ -292,12 +181,12 @@ describe("validateModelFile", () => {
   });
 
   it("refuses a block count that differs from the blk.N groups", async () => {
-    const fewer = await writeVariant("three-blocks.gguf", (m, t) => ({
+    const fewer = await writeVariant(dir, "three-blocks.gguf", (m, t) => ({
       metadata: m,
       tensors: t.filter((x) => !x.name.startsWith("blk.3.")),
     }));
     await expectRefusal(fewer, "IA_ERR_GGUF_TENSOR", "'blk.3.attn_norm.weight' is missing");
-    const more = await writeVariant("extra-block.gguf", (m, t) => ({
+    const more = await writeVariant(dir, "extra-block.gguf", (m, t) => ({
       metadata: m,
       tensors: [...t, { name: "blk.4.attn_norm.weight", dims: [128], role: "norm", type: 0 }],
     }));
@@ -305,10 +194,11 @@ describe("validateModelFile", () => {
   });
 
   it("checks qwen3's q/k norms and its head width", async () => {
-    const good = await writeVariant("qwen3.gguf", (m, t) => ({ metadata: m, tensors: t }), SYNTHETIC_SHAPES["tiny-qwen3"]);
+    const good = await writeVariant(dir, "qwen3.gguf", (m, t) => ({ metadata: m, tensors: t }), SYNTHETIC_SHAPES["tiny-qwen3"]);
     const summary = await validateModelFile(good);
     expect(summary).toMatchObject({ architecture: "qwen3", headDim: 64, embeddingLength: 128, kvBytesPerToken: 2 * 4 * 2 * 64 * 2 });
     const noNorm = await writeVariant(
+      dir,
       "qwen3-no-norm.gguf",
       (m, t) => ({ metadata: m, tensors: t.filter((x) => x.name !== "blk.2.attn_k_norm.weight") }),
       SYNTHETIC_SHAPES["tiny-qwen3"],
@@ -319,6 +209,7 @@ describe("validateModelFile", () => {
   it("lets llama files leave out head_count_kv (it defaults to head_count)", async () => {
     const shape: SyntheticShape = { ...SYNTHETIC_SHAPES.tiny, headCountKv: 4, qkvBias: false };
     const path = await writeVariant(
+      dir,
       "llama.gguf",
       (m, t) => ({
         metadata: m
@@ -333,179 +224,5 @@ describe("validateModelFile", () => {
     );
     const summary = await validateModelFile(path);
     expect(summary).toMatchObject({ architecture: "llama", headCount: 4, headCountKv: 4, kvBytesPerToken: 2 * 4 * 4 * 32 * 2 });
-  });
-});
-
-describe("checkModelGguf on edited tensor tables", () => {
-  async function validFile(): Promise<GgufFile> {
-    return readGguf(validPath);
-  }
-
-  it("reports a ggml type it does not know instead of crashing", async () => {
-    const file = await validFile();
-    const first = file.tensors[0];
-    if (first === undefined) throw new Error("no tensors");
-    file.tensors[0] = { ...first, type: 77, byteSize: undefined };
-    expect(() => checkModelGguf(file)).toThrow(
-      expect.objectContaining({
-        code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining(
-          `${validPath}: tensor 'token_embd.weight': ggml type 77, which this llama.cpp does not know, shape [128, 2048]`,
-        ),
-      }),
-    );
-  });
-
-  it("reports tensor offsets that do not follow each other", async () => {
-    const file = await validFile();
-    const second = file.tensors[1];
-    if (second === undefined) throw new Error("no tensors");
-    file.tensors[1] = { ...second, offset: second.offset + 32 };
-    expect(() => checkModelGguf(file)).toThrow(
-      expect.objectContaining({
-        code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining("next tensor 'blk.0.attn_norm.weight' should start at data offset 278528; it starts at 278560"),
-      }),
-    );
-  });
-
-  it("reports nested metadata arrays, which llama.cpp cannot read", async () => {
-    const file = await validFile();
-    file.metadata.set("x.nested", { type: GgufValueType.ARRAY, value: { itemType: GgufValueType.ARRAY, items: [] } });
-    expect(() => checkModelGguf(file)).toThrow(
-      expect.objectContaining({ code: "IA_ERR_GGUF_MALFORMED", message: expect.stringContaining("'x.nested'") }),
-    );
-  });
-});
-
-describe("tensor types, row blocks and data sizes (what gguf.cpp would refuse)", () => {
-  it("accepts the tiny synthetic model of every --type", async () => {
-    for (const type of SYNTHETIC_WEIGHT_TYPES) {
-      const path = join(dir, `tiny-${type}.gguf`);
-      await writeSyntheticModel({ shape: "tiny", type, seed: 3, outPath: path });
-      const summary = await validateModelFile(path);
-      expect(summary.fileType, type).toBe(type.toUpperCase());
-      expect(summary.tensorDataBytes).toBe(
-        planSyntheticModel(SYNTHETIC_SHAPES.tiny, type).tensors.reduce((sum, t) => sum + (tensorByteSize(t.dims, t.type) ?? NaN), 0),
-      );
-    }
-  });
-
-  it("accepts Q4_K weights whose rows are whole 256-element blocks", async () => {
-    const shape: SyntheticShape = { ...SYNTHETIC_SHAPES.tiny, embeddingLength: 256, headDim: 64, feedForwardLength: 512 };
-    const path = await writeVariant(
-      "q4_k.gguf",
-      (m, t) => ({
-        metadata: without(m, "general.file_type"),
-        tensors: t.map((x) => (x.role === "weight" || x.role === "embedding" ? { ...x, type: GgmlType.Q4_K } : x)),
-      }),
-      shape,
-    );
-    const summary = await validateModelFile(path);
-    expect(summary).toMatchObject({ fileType: "Q4_K", embeddingLength: 256 });
-  });
-
-  it("refuses a Q8_0 tensor whose row length is not a multiple of 32, naming tensor, type and shape", async () => {
-    // The same file with ffn_down in F16 is valid: only the block rule catches the retyped one.
-    await validateModelFile(await writeVariant("ffn-400.gguf", (m, t) => ({ metadata: m, tensors: t }), FFN_400));
-    const path = await writeRetyped("ffn-400-q8_0.gguf", "blk.0.ffn_down.weight", [400, 128], GgmlType.Q8_0, FFN_400);
-    await expectRefusal(
-      path,
-      "IA_ERR_GGUF_TENSOR",
-      "tensor 'blk.0.ffn_down.weight': type Q8_0 needs the first dimension to be a multiple of 32 (its block size), got [400, 128]",
-    );
-  });
-
-  it("refuses K-quant rows that are not whole 256-element blocks", async () => {
-    const path = await writeRetyped("q4_k-128.gguf", "blk.1.ffn_gate.weight", [128, 384], GgmlType.Q4_K);
-    await expectRefusal(
-      path,
-      "IA_ERR_GGUF_TENSOR",
-      "tensor 'blk.1.ffn_gate.weight': type Q4_K needs the first dimension to be a multiple of 256 (its block size), got [128, 384]",
-    );
-  });
-
-  it("refuses removed and unknown ggml type ids", async () => {
-    const removed: [number, string][] = [
-      [4, "Q4_2"],
-      [5, "Q4_3"],
-      [31, "Q4_0_4_4"],
-      [32, "Q4_0_4_8"],
-      [33, "Q4_0_8_8"],
-      [36, "IQ4_NL_4_4"],
-      [37, "IQ4_NL_4_8"],
-      [38, "IQ4_NL_8_8"],
-    ];
-    const template = await writeVariant("type-template.gguf", (m, t) => ({ metadata: m, tensors: t }));
-    const bytes = await readFile(template);
-    for (const [id, name] of [...removed, [43, undefined] as const, [255, undefined] as const]) {
-      const path = join(dir, `type-${id}.gguf`);
-      await writeFile(path, bytes);
-      await editTensorTable(path, { "blk.2.attn_k.weight": { type: id } });
-      const what =
-        name === undefined ? `ggml type ${id}, which this llama.cpp does not know` : `ggml type ${id} (${name}), which ggml has removed`;
-      await expectRefusal(path, "IA_ERR_GGUF_TENSOR", `tensor 'blk.2.attn_k.weight': ${what}, shape [128, 64]`, "0-3, 6-30, 34-35, 39-42");
-    }
-  });
-
-  it("refuses a tensor retyped without rewriting its data (its size no longer fits before the next tensor)", async () => {
-    const path = await writeVariant("retyped-f32.gguf", (m, t) => ({ metadata: m, tensors: t }));
-    await editTensorTable(path, { "blk.0.attn_q.weight": { type: GgmlType.F32 } });
-    await expectRefusal(
-      path,
-      "IA_ERR_GGUF_TENSOR",
-      "tensor 'blk.0.attn_q.weight' (type F32, shape [128, 128]) takes 65536 bytes (65536 padded to general.alignment 32), so the next tensor 'blk.0.attn_q.bias'",
-      "(32768 bytes after this one)",
-    );
-  });
-
-  it("refuses a first tensor that does not start at data offset 0", async () => {
-    const path = await writeVariant("first-offset.gguf", (m, t) => ({ metadata: m, tensors: t }));
-    await editTensorTable(path, { "token_embd.weight": { offset: 32 } });
-    await expectRefusal(
-      path,
-      "IA_ERR_GGUF_TENSOR",
-      "tensor 'token_embd.weight' (type F16, shape [128, 2048]) is the first tensor",
-      "it starts at 32",
-    );
-  });
-
-  it("honours general.alignment: padded tensors pass, a table padded to another alignment does not", async () => {
-    const alignment = (value: number): GgufMetadataEntry => ({ type: GgufValueType.UINT32, value });
-    const path = await writeVariant("align-1024.gguf", (m, t) => ({
-      metadata: [...m, ["general.alignment", alignment(1024)]],
-      tensors: t,
-    }));
-    const file = await readGguf(path);
-    // attn_k.bias is 64 F32 (256 bytes), padded to 1024.
-    const names = file.tensors.map((t) => t.name);
-    const kBias = names.indexOf("blk.0.attn_k.bias");
-    expect((file.tensors[kBias + 1]?.offset ?? 0) - (file.tensors[kBias]?.offset ?? 0)).toBe(1024);
-    await validateModelFile(path);
-    // The same table read with the default 32-byte alignment: the padding after the first
-    // norm (128 F32, 512 bytes) is too wide.
-    expect(() => checkModelGguf({ ...file, alignment: 32 })).toThrow(
-      expect.objectContaining({
-        code: "IA_ERR_GGUF_TENSOR",
-        message: expect.stringContaining(
-          "tensor 'blk.0.attn_norm.weight' (type F32, shape [128]) takes 512 bytes (512 padded to general.alignment 32)",
-        ),
-      }),
-    );
-  });
-
-  it("refuses tensor data that ends past the end of the file, naming the tensor", async () => {
-    const path = join(dir, "cut-in-tensor.gguf");
-    const file = await readGguf(validPath);
-    const last = file.tensors.at(-1);
-    const ffnDown = file.tensors.find((t) => t.name === "blk.3.ffn_down.weight");
-    if (last === undefined || ffnDown === undefined) throw new Error("no tensors");
-    await writeFile(path, validBytes.subarray(0, file.dataOffset + ffnDown.offset + 100));
-    await expectRefusal(
-      path,
-      "IA_ERR_GGUF_TRUNCATED",
-      "tensor 'blk.3.ffn_down.weight' (type Q8_0, shape [384, 128]) needs 52224 bytes",
-      "truncated",
-    );
   });
 });
