@@ -126,18 +126,10 @@ export interface RawEvaluationResult {
   tokensPerSecond: number;
 }
 
-/**
- * Flash attention as llama.cpp decides it ("auto": on for the CPU backend), which is also
- * llama-bench's default. Measured here (Qwen2.5-0.5B Q8_0, 2 threads): prompt processing of
- * 512 tokens 11-13% faster, generation 5-8%, 4 batched sequences up to 17%. `bench` runs
- * llama.cpp's reference tools with the same setting, so the ratios compare like with like.
- */
-export const FLASH_ATTENTION = "auto";
-
 export interface EngineStats {
   /** Peak resident set of the process that runs llama.cpp (Linux VmHWM, else maxRSS). */
   peakRssBytes: number;
-  /** Batches of several sequences put in sequence-id order (llamaRuntime.ts, gatherGeneratingSequences). */
+  /** Batches of several sequences put in sequence-id order (batching.ts, gatherGeneratingSequences). */
   orderedBatches: number;
   /** Of those, the batches whose queue order the sort changed. */
   reorderedBatches: number;

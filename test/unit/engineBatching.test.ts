@@ -1,9 +1,17 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { BatchItem, LlamaContext, Token } from "node-llama-cpp";
 import { describe, expect, it } from "vitest";
 import { DeltaBatcher } from "../../agent/engine/process/engineWorker.js";
-import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/engine/llamaRuntime.js";
+import { fairShare, gatherGeneratingSequences, inSequenceOrder } from "../../agent/engine/batching.js";
+import { findEngineInstall } from "../../agent/engine/preflight.js";
+import { QUEUED_DECODES_CHECKED_VERSION, queuedSequenceIds } from "../../agent/engine/queuedSequenceIds.js";
 
-const item = (tokens: number, evaluationPriority = 5) =>
-  ({ tokens: Array.from({ length: tokens }, (_, i) => i), logits: [], evaluationPriority }) as never;
+const item = (tokens: number): BatchItem => ({
+  tokens: Array.from({ length: tokens }, (_, i) => i as Token),
+  logits: [],
+  evaluationPriority: 5,
+});
 
 describe("batching the sequences that are generating", () => {
   it("waits (an empty batch) while fewer sequences are queued than are generating, then takes them all", () => {
@@ -71,6 +79,26 @@ describe("batching the sequences that are generating", () => {
     expect(fairShare([item(300), item(1), item(300)], 512).map((p) => p.processAmount)).toEqual([300, 1, 211]);
     expect(fairShare([item(10), item(10)], 512).map((p) => p.processAmount)).toEqual([10, 10]);
     expect(fairShare([item(5), item(5), item(5)], 2).map((p) => p.processAmount)).toEqual([1, 1]);
+  });
+});
+
+describe("queuedSequenceIds, the one reader of node-llama-cpp internals", () => {
+  it("was checked against the node-llama-cpp that is installed", () => {
+    // queuedSequenceIds.ts reads the @internal `_queuedDecodes` of exactly this version. After an
+    // upgrade, read LlamaContext.dispatchPendingBatch: if the strategy's items are still built
+    // from `_queuedDecodes` in order, each with its `sequenceId`, update the constant; else fix the reader.
+    const { packageDir } = findEngineInstall();
+    if (packageDir === null) throw new Error("node-llama-cpp is not installed: run `npm ci`");
+    const installed = (JSON.parse(readFileSync(path.join(packageDir, "package.json"), "utf8")) as { version: string }).version;
+    expect(installed, "node-llama-cpp changed: re-check agent/engine/queuedSequenceIds.ts").toBe(QUEUED_DECODES_CHECKED_VERSION);
+  });
+
+  it("gives the queued ids in order, and undefined for anything it does not recognise", () => {
+    const context = (queued: unknown) => ({ _queuedDecodes: queued }) as unknown as LlamaContext;
+    expect(queuedSequenceIds(context([{ sequenceId: 2 }, { sequenceId: 0 }, { sequenceId: 1 }]))).toEqual([2, 0, 1]);
+    expect(queuedSequenceIds(context([{ sequenceId: 2 }, { id: 0 }]))).toBeUndefined();
+    expect(queuedSequenceIds(context(undefined))).toBeUndefined();
+    expect(queuedSequenceIds(undefined)).toBeUndefined();
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { llamaBackendOptions } from "../../agent/engine/llamaRuntime.js";
+import { llamaBackendOptions } from "../../agent/engine/llamaRuntimeOptions.js";
 
 // --gpu, --gpu-layers and --numa as node-llama-cpp 3.21.1 takes them (getLlama's `gpu` and
 // `numa`, loadModel's `gpuLayers`). No GPU build runs on the dev VM: this mapping is what is tested.

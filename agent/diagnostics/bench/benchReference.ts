@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { AgentError } from "../../../common/errors.js";
-import { FLASH_ATTENTION } from "../../engine/modelRuntime.js";
+import { FLASH_ATTENTION } from "../../engine/llamaRuntimeOptions.js";
 
 /**
  * llama.cpp's own `llama-bench`, run as a child between the agent's runs so that the ratio

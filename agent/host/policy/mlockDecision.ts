@@ -17,7 +17,7 @@ import type { Decision, ModelFootprint, PlanInput } from "./planTypes.js";
  * so the range ends up to one page past the buffer; when that page is PROT_NONE (the unused
  * rest of a malloc arena, a thread stack's guard page) or unmapped, mlock() returns ENOMEM.
  * On the dev VM that happened in about half the loads of the tiny model, with or without
- * CAP_IPC_LOCK. llamaRuntime.ts judges the result after loading from what the kernel reports.
+ * CAP_IPC_LOCK. The engine judges the result after loading from what the kernel reports (engine/mlockState.ts).
  */
 function memlockPermission(facts: HostFacts, lockBytes: number): { allowed: boolean; why: string } {
   if (facts.platform === "win32" || facts.memlockLimitSource === "not-applicable") {
