@@ -6,6 +6,7 @@ import type { ModelFileSummary } from "../../models/gguf/ggufValidator.js";
 import { resolveModel } from "../../models/modelResolver.js";
 import type { ResolvedModel } from "../../models/modelResolver.js";
 import type { AgentConfig } from "../config/config.js";
+import { withAbortDeadline } from "../../common/async.js";
 import { toAgentError } from "../../common/errors.js";
 import type { HostFacts } from "../host/hostFacts.js";
 import type { Logger } from "../../common/logger.js";
@@ -263,24 +264,12 @@ export function renderSmoke(report: SmokeReport): string {
   return `${lines.join("\n")}\n`;
 }
 
-function withTimeout<T>(what: string, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(new Error(`${what}: no answer within ${ms} ms`));
-    }, ms);
-  });
-  return Promise.race([work(controller.signal), timeout]).finally(() => clearTimeout(timer));
-}
-
 /** The real probes: the host probe, llama.cpp, the broker, the serial port, the instrument. */
 export function realSmokeProbes(): SmokeProbes {
   return {
     probeHost: async () => (await import("../host/hostProbe.js")).probeHost(),
     loadRuntime: async (engine, options) => (await import("../engine/process/engineProcess.js")).startEngine(options, engine),
-    mqttRoundTrip: (url, config, timeoutMs) => withTimeout(`MQTT ${url}`, timeoutMs, (signal) => mqttEcho(url, config, signal)),
+    mqttRoundTrip: (url, config, timeoutMs) => withAbortDeadline(`MQTT ${url}`, timeoutMs, (signal) => mqttEcho(url, config, signal)),
     serialOpens: async (portPath, baud) => {
       const { SerialPortLink } = await import("../../common/serial/serialPortLink.js");
       const link = new SerialPortLink({ path: portPath, baudRate: baud });
@@ -292,7 +281,7 @@ export function realSmokeProbes(): SmokeProbes {
       const { InstrumentBridge } = await import("../../firmware-bridge/instrumentBridge.js");
       const bridge = new InstrumentBridge({ uri, timeoutMs });
       try {
-        return await withTimeout(`instrument ${uri}`, timeoutMs + 1000, () => bridge.query("*IDN?"));
+        return await withAbortDeadline(`instrument ${uri}`, timeoutMs + 1000, () => bridge.query("*IDN?"));
       } finally {
         await bridge.close().catch(() => undefined);
       }
@@ -303,11 +292,12 @@ export function realSmokeProbes(): SmokeProbes {
 /** A message published and received back through the configured broker, with this agent's login. */
 async function mqttEcho(url: string, config: AgentConfig, signal: AbortSignal): Promise<string> {
   if (url === "embedded") return "embedded broker: runs inside `run`, nothing to reach from here";
-  const [{ brokerRoundTrip, displayUrl }, { agentIdFrom, brokerClientOptionsFrom }] = await Promise.all([
-    import("../transports/mqtt/mqttTransport.js"),
+  const [{ brokerRoundTrip, displayUrl }, { agentIdFrom, brokerOptionsFrom }, { agentTopics }] = await Promise.all([
+    import("../transports/mqtt/brokerClient.js"),
     import("../transports/mqtt/mqttSettings.js"),
+    import("../transports/mqtt/topics.js"),
   ]);
-  const topic = `${config.mqttPrefix}/${agentIdFrom(config)}/smoke/${process.pid}-${Date.now()}`;
-  const ms = await brokerRoundTrip(brokerClientOptionsFrom(config, `iagent-smoke-${process.pid}`), topic, signal);
+  const topic = agentTopics(config.mqttPrefix, agentIdFrom(config)).smoke(`${process.pid}-${Date.now()}`);
+  const ms = await brokerRoundTrip(brokerOptionsFrom(config, url), `iagent-smoke-${process.pid}`, topic, signal);
   return `${displayUrl(url)}: published and received on ${topic} in ${ms} ms`;
 }

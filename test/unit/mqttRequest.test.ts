@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
-import { LruMap, Outbox } from "../../agent/transports/mqtt/outbox.js";
-import { RateLimiter } from "../../agent/transports/mqtt/rateLimiter.js";
+import { Outbox } from "../../agent/transports/mqtt/outbox.js";
+import { RateLimiter } from "../../agent/transports/mqtt/requestHandler.js";
 
 const limits = { payloadLimit: 256, answerTopic: "ia/a1/answer", prefix: "ia", newId: () => "new-id" };
 const ask = (payload: string | Buffer, props: { responseTopic?: string; correlationData?: Buffer } = {}) =>
@@ -109,7 +109,7 @@ describe("UTF-8, cancel, scpi and request keys", () => {
   });
 });
 
-describe("outbox, LRU and rate limiter", () => {
+describe("outbox and rate limiter", () => {
   it("the outbox keeps order and drops chunks before finals when full", () => {
     const outbox = new Outbox(3);
     const entry = (payload: string, kind: "chunk" | "final") => ({ topic: "t", payload, qos: 1 as const, retain: false, kind });
@@ -120,17 +120,6 @@ describe("outbox, LRU and rate limiter", () => {
     expect(outbox.dropped).toBe(1);
     expect(outbox.drain().map((e) => e.payload)).toEqual(["f1", "c2", "f2"]);
     expect(outbox.size).toBe(0);
-  });
-
-  it("the LRU map evicts the least recently used", () => {
-    const evicted: string[] = [];
-    const lru = new LruMap<string, number>(2, (key) => evicted.push(key));
-    lru.set("a", 1);
-    lru.set("b", 2);
-    lru.get("a");
-    lru.set("c", 3);
-    expect(evicted).toEqual(["b"]);
-    expect(lru.get("a")).toBe(1);
   });
 
   it("the rate limiter allows a burst of the per-minute rate, then refills over time", () => {

@@ -1,12 +1,15 @@
-import type { AnswerService } from "../../service/answerService.js";
-import type { EmbeddedBroker } from "../../transports/mqtt/embeddedBroker.js";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
+import { VERSION } from "../../../common/version.js";
+import type { AgentConfig } from "../../config/config.js";
 import type { RuntimeInfo } from "../../engine/modelRuntime.js";
-import type { MqttClient, MqttTransport } from "../../transports/mqtt/mqttTransport.js";
+import type { AnswerService } from "../../service/answerService.js";
+import type { MqttClient } from "../../transports/mqtt/brokerClient.js";
+import type { EmbeddedBroker } from "../../transports/mqtt/embeddedBroker.js";
+import type { MqttTransport } from "../../transports/mqtt/mqttTransport.js";
+import { isFinal, readReply } from "../../transports/mqtt/wire.js";
 import type { Sample } from "./benchStats.js";
 import { sampleFrom } from "./benchStats.js";
-import { VERSION } from "../../../common/version.js";
 
 /**
  * `bench` through MQTT end to end: the agent's real transport on a broker (in-process aedes
@@ -15,12 +18,8 @@ import { VERSION } from "../../../common/version.js";
  */
 
 export interface BenchMqttOptions {
-  /** `embedded` or a broker URL. */
-  mqtt: string;
-  prefix: string;
-  protocolVersion: 4 | 5;
-  username?: string | undefined;
-  password?: string | undefined;
+  /** The broker (`--mqtt`: `embedded` is an in-process aedes), its login and TLS files, and the topic prefix. */
+  config: AgentConfig;
   service: AnswerService;
   info: RuntimeInfo;
   logger: Logger;
@@ -66,22 +65,25 @@ export class BenchMqtt {
   }
 
   static async start(options: BenchMqttOptions): Promise<BenchMqtt> {
-    const [{ MqttTransport, connectBroker }, { startEmbeddedBroker }] = await Promise.all([
+    const [{ MqttTransport }, { connectBroker }, { brokerOptionsFrom }, { agentTopics }, { startEmbeddedBroker }] = await Promise.all([
       import("../../transports/mqtt/mqttTransport.js"),
+      import("../../transports/mqtt/brokerClient.js"),
+      import("../../transports/mqtt/mqttSettings.js"),
+      import("../../transports/mqtt/topics.js"),
       import("../../transports/mqtt/embeddedBroker.js"),
     ]);
-    const embedded = options.mqtt === "embedded";
-    const broker = embedded ? await startEmbeddedBroker({ host: "127.0.0.1", port: 0, logger: options.logger }) : undefined;
-    const url = broker ? broker.url : options.mqtt;
-    const protocolVersion = embedded ? 4 : options.protocolVersion;
+    const { config } = options;
+    const configured = brokerOptionsFrom(config);
+    const broker =
+      configured.url === "embedded" ? await startEmbeddedBroker({ host: "127.0.0.1", port: 0, logger: options.logger }) : undefined;
+    // aedes speaks MQTT 3.1.1 only.
+    const connection = broker ? { ...configured, url: broker.url, protocolVersion: 4 as const } : configured;
     const agentId = `bench-${process.pid}`;
+    const topics = agentTopics(config.mqttPrefix, agentId);
     const transport = new MqttTransport({
-      url,
+      broker: connection,
       agentId,
-      prefix: options.prefix,
-      protocolVersion,
-      username: options.username,
-      password: options.password,
+      prefix: config.mqttPrefix,
       payloadLimit: 65_536,
       rateLimitPerMinute: 0,
       healthIntervalMs: 3_600_000,
@@ -92,21 +94,17 @@ export class BenchMqtt {
       sessionExpirySeconds: 0,
     });
     await transport.start();
-    const replyBase = `${options.prefix}/${agentId}/bench-replies`;
     let bench: BenchMqtt | undefined;
     const client = await connectBroker({
-      url,
+      ...connection,
       clientId: `${agentId}-requester`,
-      protocolVersion,
-      username: options.username,
-      password: options.password,
       sessionExpirySeconds: 0,
       onMessage: (topic, payload) => {
         if (bench) bench.#onMessage(topic, payload);
       },
     });
-    await client.subscribeAsync(`${replyBase}/+`, { qos: 1 });
-    bench = new BenchMqtt(url, client, transport, broker, `${transport.baseTopic}/ask`, replyBase);
+    await client.subscribeAsync(`${topics.benchReplies}/+`, { qos: 1 });
+    bench = new BenchMqtt(connection.url, client, transport, broker, topics.ask, topics.benchReplies);
     return bench;
   }
 
@@ -140,29 +138,18 @@ export class BenchMqtt {
     const id = topic.slice(this.#replyBase.length + 1);
     const pending = this.#pending.get(id);
     if (!pending) return;
-    let body: {
-      delta?: string;
-      done?: boolean;
-      usage?: { promptTokens: number; completionTokens: number };
-      timings?: { ttftMs?: number };
-      error?: { code: string; message: string };
-    };
-    try {
-      body = JSON.parse(payload.toString("utf8")) as typeof body;
-    } catch {
-      return;
-    }
-    if (body.delta !== undefined) {
+    const body = readReply(payload);
+    if (!body) return;
+    if (!isFinal(body)) {
       pending.firstAt ??= at;
       return;
     }
-    if (!body.done) return;
     this.#pending.delete(id);
-    if (body.error || !body.usage) {
+    if (!("usage" in body)) {
       pending.reject(
         new AgentError(
           "IA_ERR_INTERNAL",
-          `bench: the agent answered over MQTT with ${body.error ? `${body.error.code}: ${body.error.message}` : "no usage"}`,
+          `bench: the agent answered over MQTT with ${"error" in body ? `${body.error.code}: ${body.error.message}` : "no usage"}`,
         ),
       );
       return;
@@ -173,7 +160,7 @@ export class BenchMqtt {
         startedAt: pending.startedAt,
         firstAt: pending.firstAt,
         finishedAt: at,
-        engineTtftMs: body.timings?.ttftMs,
+        engineTtftMs: body.timings.ttftMs,
         ...body.usage,
       }),
     );

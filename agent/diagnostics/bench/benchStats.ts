@@ -1,3 +1,5 @@
+import { round } from "../../../common/format.js";
+
 /** Medians and ratios for `bench`: pure, so the table and JSON agree with the unit tests. */
 
 export function median(values: number[], digits = 2): number {
@@ -11,12 +13,7 @@ export function median(values: number[], digits = 2): number {
 /** `a / b` to three decimals; null when either side is missing or zero. */
 export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
   if (a === null || a === undefined || b === null || b === undefined || b === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return null;
-  return Math.round((a / b) * 1000) / 1000;
-}
-
-export function round(value: number, digits = 2): number {
-  const scale = 10 ** digits;
-  return Math.round(value * scale) / scale;
+  return round(a / b, 3);
 }
 
 /** One measured request: the same three figures for every path. */

@@ -1,11 +1,15 @@
 import { createHash, randomUUID } from "node:crypto";
+import type { z } from "zod";
 import { AgentError } from "../../../common/errors.js";
-import { GENERATION_PARAM_RANGES, type ChatMessage, type GenerationParams } from "../../engine/modelRuntime.js";
+import type { ChatMessage, GenerationParams } from "../../engine/modelRuntime.js";
+import { AGENT_TOPIC_SUFFIXES, isAgentOwnTopic } from "./topics.js";
+import { ID_PATTERN, askFieldsSchema, checkFields, describeValue, idSchema, scpiFieldsSchema } from "./wire.js";
 
 /**
  * Pure parsing of what lab tools publish on `<base>/ask`, `<base>/cancel` and `<base>/scpi`
- * (DESIGN.md section 4): size cap, UTF-8, JSON or plain text, types. Every failure is a
- * coded error together with where its reply goes, so the transport can always answer.
+ * (DESIGN.md section 4): size cap, UTF-8, JSON or plain text, the route and the id; the
+ * fields themselves are checked against the schemas of wire.ts. Every failure is a coded
+ * error together with where its reply goes, so the transport can always answer.
  */
 
 /** Where a reply goes: the MQTT 5 response topic with its correlation data, `replyTo`, or `<base>/answer/<id>`. */
@@ -54,24 +58,7 @@ export interface ParseLimits {
   newId?: () => string;
 }
 
-const ASK_KEYS = ["id", "prompt", "messages", "system", "session", "params", "stream", "replyTo"];
-const SCPI_KEYS = ["id", "query", "replyTo"];
-const ROLES = ["system", "user", "assistant"];
-const MAX_ID = 128;
-
 class BadRequest extends Error {}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === "object") return "an object";
-  return `${typeof value} ${String(value)}`;
-}
-
-function bad(key: string, expected: string, value: unknown): never {
-  throw new BadRequest(`"${key}": expected ${expected}, got ${describe(value)}`);
-}
 
 /** The offset of the first byte that breaks UTF-8, or -1 when the whole buffer is valid. */
 export function invalidUtf8Offset(bytes: Uint8Array): number {
@@ -104,9 +91,9 @@ export function invalidUtf8Offset(bytes: Uint8Array): number {
 export function idFromCorrelation(data: Buffer): string {
   if (invalidUtf8Offset(data) === -1) {
     const text = data.toString("utf8");
-    if (/^[^\u0000-\u001f/#+]{1,128}$/.test(text)) return text;
+    if (ID_PATTERN.test(text)) return text;
   }
-  return data.toString("hex").slice(0, MAX_ID);
+  return data.toString("hex").slice(0, 128);
 }
 
 /** A topic a reply may be published to: no wildcards, not `$SYS`, not any agent's own request or status topic. */
@@ -114,18 +101,13 @@ export function checkReplyTopic(topic: string, prefix: string): string | undefin
   if (topic.length === 0 || topic.length > 1024) return "a topic of 1 to 1024 characters";
   if (/[#+\u0000]/.test(topic)) return "a topic without the wildcards '#' and '+'";
   if (topic.startsWith("$")) return "a topic that does not start with '$'";
-  if (topic.startsWith(`${prefix}/`) && /\/(ask|cancel|scpi|status|health)$/.test(topic))
-    return "a topic that is not an agent's ask, cancel, scpi, status or health topic";
+  if (isAgentOwnTopic(topic, prefix))
+    return `a topic that is not an agent's ${AGENT_TOPIC_SUFFIXES.join(", ").replace(/, (\w+)$/, " or $1")} topic`;
   return undefined;
 }
 
-interface Decoded {
-  fields: Record<string, unknown>;
-  /** Plain-text payloads become this one field. */
-  plain: boolean;
-}
-
-function decode(envelope: Envelope, limits: ParseLimits, plainKey: string): Decoded {
+/** The payload as fields: JSON when it starts with '{', else plain text as the one field `plainKey`. */
+function decode(envelope: Envelope, limits: ParseLimits, plainKey: string): Record<string, unknown> {
   const { payload } = envelope;
   if (payload.length > limits.payloadLimit) {
     throw new AgentError(
@@ -140,88 +122,27 @@ function decode(envelope: Envelope, limits: ParseLimits, plainKey: string): Deco
   const text = payload.toString("utf8");
   const trimmed = text.trim();
   if (trimmed === "") throw new BadRequest(`the payload is empty: expected plain text or a JSON object such as {"${plainKey}":"..."}`);
-  if (!trimmed.startsWith("{")) return { fields: { [plainKey]: trimmed }, plain: true };
+  if (!trimmed.startsWith("{")) return { [plainKey]: trimmed };
   let parsed: unknown;
   try {
     parsed = JSON.parse(trimmed);
   } catch (error) {
     throw new BadRequest(`the payload starts with '{' but is not valid JSON (${(error as Error).message})`);
   }
-  return { fields: parsed as Record<string, unknown>, plain: false };
-}
-
-function optionalString(fields: Record<string, unknown>, key: string, max: number): string | undefined {
-  const value = fields[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value.length === 0 || value.length > max)
-    bad(key, `a non-empty string of at most ${max} characters`, value);
-  return value;
-}
-
-function readId(fields: Record<string, unknown>): string | undefined {
-  const value = fields.id;
-  if (value === undefined) return undefined;
-  if (typeof value === "number" && Number.isInteger(value)) return String(value);
-  if (typeof value !== "string" || !/^[^\u0000-\u001f/#+]{1,128}$/.test(value))
-    bad("id", "a string of 1 to 128 characters without '/', '#', '+' or control characters", value);
-  return value;
-}
-
-function readParams(value: unknown): GenerationParams | undefined {
-  if (value === undefined) return undefined;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) bad("params", 'an object such as {"maxTokens":64}', value);
-  const params: GenerationParams = {};
-  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
-    const range = GENERATION_PARAM_RANGES[key as keyof GenerationParams];
-    if (!range) throw new BadRequest(`"params.${key}": unknown parameter (known: ${Object.keys(GENERATION_PARAM_RANGES).join(", ")})`);
-    if (
-      typeof raw !== "number" ||
-      !Number.isFinite(raw) ||
-      raw < range.min ||
-      raw > range.max ||
-      (range.integer && !Number.isInteger(raw))
-    ) {
-      bad(`params.${key}`, `${range.integer ? "a whole number" : "a number"} from ${range.min} to ${range.max}`, raw);
-    }
-    params[key as keyof GenerationParams] = raw;
-  }
-  return params;
-}
-
-function readMessages(value: unknown): ChatMessage[] | undefined {
-  if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length === 0 || value.length > 256)
-    bad("messages", "a list of 1 to 256 {role, content} objects", value);
-  const messages = value.map((entry: unknown, index): ChatMessage => {
-    const message = entry as Record<string, unknown> | null;
-    if (message === null || typeof message !== "object" || Array.isArray(message))
-      bad(`messages[${index}]`, "an object {role, content}", entry);
-    if (typeof message.role !== "string" || !ROLES.includes(message.role))
-      bad(`messages[${index}].role`, `one of ${ROLES.join(", ")}`, message.role);
-    if (typeof message.content !== "string") bad(`messages[${index}].content`, "a string", message.content);
-    return { role: message.role as ChatMessage["role"], content: message.content };
-  });
-  if (messages.at(-1)?.role !== "user") throw new BadRequest(`"messages": the last message must have role "user"`);
-  return messages;
-}
-
-function unknownKeys(fields: Record<string, unknown>, known: string[]): void {
-  const unknown = Object.keys(fields).filter((key) => !known.includes(key));
-  if (unknown.length > 0)
-    throw new BadRequest(
-      `unknown key${unknown.length > 1 ? "s" : ""} ${unknown.map((k) => `"${k}"`).join(", ")} (known: ${known.join(", ")})`,
-    );
+  // JSON text that starts with '{' can only be an object.
+  return parsed as Record<string, unknown>;
 }
 
 /**
  * Shared frame of every request: decode, find the id and the route (even for a bad
- * payload, as far as they can be read), then let `read` check the rest.
+ * payload, as far as they can be read), then check the fields against `schema`.
  */
-function parseWith<T>(
+function parseWith<F, T>(
   envelope: Envelope,
   limits: ParseLimits,
   plainKey: string,
-  read: (fields: Record<string, unknown>, id: string, idGiven: boolean) => T,
+  schema: z.ZodType<F>,
+  build: (fields: F, id: string, idGiven: boolean) => T,
 ): Parsed<T> {
   const correlationId =
     envelope.correlationData && envelope.correlationData.length > 0 ? idFromCorrelation(envelope.correlationData) : undefined;
@@ -235,22 +156,27 @@ function parseWith<T>(
     return { topic: responseTopic ?? replyTo ?? `${limits.answerTopic}/${finalId}`, correlationData: envelope.correlationData };
   };
   try {
-    const { fields } = decode(envelope, limits, plainKey);
-    if (fields === null || typeof fields !== "object" || Array.isArray(fields)) bad("payload", "a JSON object", fields);
-    // Route first, so that errors in other keys still reach the requester.
-    const candidate = fields.replyTo;
-    if (typeof candidate === "string" && checkReplyTopic(candidate, limits.prefix) === undefined) replyTo = candidate;
-    id = readId(fields);
-    if (fields.replyTo !== undefined) {
-      const problem = typeof fields.replyTo === "string" ? checkReplyTopic(fields.replyTo, limits.prefix) : "a topic string";
-      if (problem) bad("replyTo", problem, fields.replyTo);
+    const fields = decode(envelope, limits, plainKey);
+    // Route and id first, so that errors in other keys still reach the requester under its id.
+    const problems: string[] = [];
+    if (typeof fields.replyTo === "string") {
+      const problem = checkReplyTopic(fields.replyTo, limits.prefix);
+      if (problem) problems.push(`"replyTo": expected ${problem}, got ${describeValue(fields.replyTo)}`);
+      else replyTo = fields.replyTo;
+    }
+    if (fields.id !== undefined) {
+      const given = idSchema.safeParse(fields.id);
+      if (given.success) id = given.data;
     }
     if (envelope.responseTopic !== undefined) {
       const problem = checkReplyTopic(envelope.responseTopic, limits.prefix);
-      if (problem) throw new BadRequest(`the response topic ${JSON.stringify(envelope.responseTopic)} is refused: expected ${problem}`);
+      if (problem) problems.push(`the response topic ${JSON.stringify(envelope.responseTopic)} is refused: expected ${problem}`);
     }
+    const checked = checkFields(schema, fields);
+    if (!checked.ok) problems.push(...checked.problems);
+    if (problems.length > 0 || !checked.ok) throw new BadRequest(problems.join("; "));
     const finalId = id ?? correlationId ?? (limits.newId ?? randomUUID)();
-    const request = read(fields, finalId, id !== undefined || correlationId !== undefined);
+    const request = build(checked.value, finalId, id !== undefined || correlationId !== undefined);
     return { ok: true, request, route: routeFor(finalId) };
   } catch (error) {
     const finalId = id ?? correlationId ?? (limits.newId ?? randomUUID)();
@@ -261,42 +187,21 @@ function parseWith<T>(
 
 /** Parses an `ask` payload: JSON `{id?, prompt | messages, system?, session?, params?, stream?, replyTo?}` or plain text. */
 export function parseAsk(envelope: Envelope, limits: ParseLimits): Parsed<AskRequest> {
-  return parseWith(envelope, limits, "prompt", (fields, id, idGiven) => {
-    unknownKeys(fields, ASK_KEYS);
-    const prompt = fields.prompt;
-    if (prompt !== undefined && (typeof prompt !== "string" || prompt.trim() === "")) bad("prompt", "a non-empty string", prompt);
-    const messages = readMessages(fields.messages);
-    if ((prompt === undefined) === (messages === undefined))
-      throw new BadRequest(`expected exactly one of "prompt" (a string) or "messages" (a list)`);
-    const system = fields.system;
-    if (system !== undefined && typeof system !== "string") bad("system", "a string", system);
-    const session = optionalString(fields, "session", MAX_ID);
-    if (session !== undefined && messages !== undefined)
-      throw new BadRequest(`"session" keeps the history itself: send "prompt", not "messages"`);
-    const stream = fields.stream;
-    if (stream !== undefined && typeof stream !== "boolean") bad("stream", "true or false", stream);
-    return {
-      id,
-      idGiven,
-      prompt: prompt as string | undefined,
-      messages,
-      system: system as string | undefined,
-      session,
-      params: readParams(fields.params),
-      stream: stream === true,
-    };
-  });
+  return parseWith(envelope, limits, "prompt", askFieldsSchema, (fields, id, idGiven) => ({
+    id,
+    idGiven,
+    prompt: fields.prompt,
+    messages: fields.messages,
+    system: fields.system,
+    session: fields.session,
+    params: fields.params,
+    stream: fields.stream === true,
+  }));
 }
 
 /** Parses an `scpi` payload: JSON `{id?, query, replyTo?}` or the query as plain text. */
 export function parseScpi(envelope: Envelope, limits: ParseLimits): Parsed<ScpiRequest> {
-  return parseWith(envelope, limits, "query", (fields, id, idGiven) => {
-    unknownKeys(fields, SCPI_KEYS);
-    const query = fields.query;
-    if (typeof query !== "string" || query.trim() === "" || query.length > 256)
-      bad("query", 'an SCPI query of 1 to 256 characters such as "*IDN?"', query);
-    return { id, idGiven, query: query.trim() };
-  });
+  return parseWith(envelope, limits, "query", scpiFieldsSchema, (fields, id, idGiven) => ({ id, idGiven, query: fields.query }));
 }
 
 /** The id a `cancel` payload names (`{"id":"..."}` or the id as plain text), or undefined. */

@@ -1,16 +1,16 @@
 import { hostname } from "node:os";
+import { CONFIG_DEFAULTS } from "../../config/config.js";
 import type { AgentConfig } from "../../config/config.js";
 import { isLoopback } from "./embeddedBroker.js";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
 import type { LoadedAgent } from "../../service/loadAgent.js";
 import { MqttTransport } from "./mqttTransport.js";
-import type { BrokerLogin, BrokerOptions } from "./mqttTransport.js";
+import type { BrokerConnection } from "./brokerClient.js";
 import { VERSION } from "../../../common/version.js";
 
 /** Config checks and defaults for the MQTT API; fails fast at start with the flag named. */
 
-const DEFAULT_BIND = "127.0.0.1:1883";
 const URL_SCHEMES = ["mqtt:", "mqtts:", "ws:", "wss:", "tcp:", "ssl:"];
 
 /** The MQTT identity: `--agent-id`, else the host name made topic-safe. */
@@ -48,17 +48,16 @@ export function parseBind(bind: string): { host: string; port: number } {
   return { host: match[1]!, port };
 }
 
-/** The connection settings of a client of the configured broker (smoke's round trip). */
-export function brokerClientOptionsFrom(
-  config: AgentConfig,
-  clientId: string,
-): Omit<BrokerOptions, "onMessage" | "will" | "sessionExpirySeconds"> {
-  return { url: checkBrokerUrl(config.mqtt), clientId, ...brokerLoginFrom(config) };
-}
-
-/** Protocol, credentials and TLS files from the config (the aedes fallback broker says 3.1.1 itself). */
-function brokerLoginFrom(config: AgentConfig): BrokerLogin {
+/**
+ * The one mapping from the config to a broker connection (URL, protocol, login, TLS files),
+ * for `run`, `smoke`, `ask --via` and `bench` alike; each client adds its own client id.
+ * `url` replaces `--mqtt` (`ask --via` names its broker with `--via`); `embedded` stays as
+ * it is, for the caller to replace with the local broker's URL.
+ */
+export function brokerOptionsFrom(config: AgentConfig, url: string = config.mqtt, flag = "--mqtt"): BrokerConnection {
   return {
+    url: checkBrokerUrl(url, flag),
+    // The local and in-process brokers say themselves when they speak only 3.1.1.
     protocolVersion: config.mqttVersion === "3.1.1" ? 4 : 5,
     username: config.mqttUsername,
     password: config.mqttPassword,
@@ -79,8 +78,8 @@ export function mqttTransportFromConfig(
   logger: Logger,
   setup: MqttTransportSetup = {},
 ): MqttTransport {
-  const url = checkBrokerUrl(config.mqtt);
-  const embedded = url === "embedded";
+  const broker = brokerOptionsFrom(config);
+  const embedded = broker.url === "embedded";
   let bind: { host: string; port: number } | undefined;
   if (embedded) {
     bind = parseBind(config.mqttBind);
@@ -92,13 +91,13 @@ export function mqttTransportFromConfig(
     }
   }
   return new MqttTransport({
-    url: embedded ? "" : url,
+    broker,
     local: bind
       ? {
           ...bind,
           // A broker already on the default port (a mosquitto service) is used as it is; an
           // explicit --mqtt-bind means "run one here", and a busy port is an error.
-          reuseExisting: config.mqttBind === DEFAULT_BIND,
+          reuseExisting: config.mqttBind === CONFIG_DEFAULTS.mqttBind,
           username: config.mqttUsername,
           password: config.mqttPassword,
           stateDir: config.stateDir,
@@ -108,7 +107,6 @@ export function mqttTransportFromConfig(
     agentId: agentIdFrom(config),
     prefix: config.mqttPrefix,
     fleet: config.fleet,
-    ...brokerLoginFrom(config),
     payloadLimit: config.mqttPayloadLimit,
     rateLimitPerMinute: config.mqttRateLimit,
     healthIntervalMs: config.mqttHealthInterval * 1000,
