@@ -171,6 +171,8 @@ describe("serial console over a pty pair, against the real bundle", () => {
     terminal = new PtyTerminal(pair.b);
     await terminal.open();
     await waitForLog(agent, "serial port is back; console open");
+    // The banner's prompt first, so the exchange below does not take it for the one after /status.
+    await terminal.waitFor(PROMPT);
     const status = await exchange(terminal, "/status\r");
     expect(status).toContain("history  0 messages");
     expect(await exchange(terminal, "hello again\r")).toMatch(/\[24 tokens/);
