@@ -2,7 +2,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { envNameFor, flagNameFor, loadConfig } from "../../agent/config/config.js";
+import { CONFIG_DEFAULTS, configSchema, envNameFor, flagNameFor, loadConfig } from "../../agent/config/config.js";
+import type { ConfigKey } from "../../agent/config/config.js";
+import { SETTINGS } from "../../agent/config/settings.js";
+import type { SettingDefinition } from "../../agent/config/settings.js";
 import { AgentError } from "../../common/errors.js";
 
 function dirWith(files: Record<string, string>): string {
@@ -100,6 +103,13 @@ describe("config errors name the source, the key and what was expected", () => {
     expect(bad.message).toMatch(/topP in .*bad\.yaml: expected at most 1, got 7/);
   });
 
+  it("a value that breaks a pattern: the pattern's own words say what was expected", () => {
+    const id = failure(() => loadConfig({ flags: { agentId: "lab/1" }, env: {}, cwd: dirWith({}) }));
+    expect(id.message).toBe(`--agent-id: expected an id without '/', '#', '+' or spaces, got "lab/1"`);
+    const prefix = failure(() => loadConfig({ flags: {}, env: { IAGENT_MQTT_PREFIX: "$SYS" }, cwd: dirWith({}) }));
+    expect(prefix.message).toContain("IAGENT_MQTT_PREFIX: expected a topic prefix without '#', '+', spaces or a leading '$'");
+  });
+
   it("a file that is not YAML, not a mapping, or missing", () => {
     const cwd = dirWith({ "broken.yaml": "threads: [1, 2\n", "list.yaml": "- 1\n- 2\n" });
     expect(failure(() => loadConfig({ flags: { config: "broken.yaml" }, env: {}, cwd })).code).toBe("IA_ERR_CONFIG_FILE");
@@ -107,6 +117,18 @@ describe("config errors name the source, the key and what was expected", () => {
     const missing = failure(() => loadConfig({ flags: { config: "nope.yaml" }, env: {}, cwd }));
     expect(missing.code).toBe("IA_ERR_CONFIG_FILE");
     expect(missing.message).toContain("nope.yaml");
+  });
+});
+
+describe("the settings table", () => {
+  it("is where the schema and the defaults come from", () => {
+    expect(Object.keys(configSchema.shape)).toEqual(Object.keys(SETTINGS));
+    for (const [key, definition] of Object.entries(SETTINGS)) {
+      const fallback: unknown = (definition as SettingDefinition).default;
+      expect(CONFIG_DEFAULTS[key as ConfigKey], key).toEqual(fallback);
+      // A setting without a default may be left unset; one with a default never is.
+      expect(configSchema.shape[key as ConfigKey].safeParse(undefined).success, key).toBe(fallback === undefined);
+    }
   });
 });
 
