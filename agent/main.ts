@@ -1,6 +1,5 @@
 import { CommanderError } from "commander";
 import { buildProgram } from "./cli/program.js";
-import { createCommandHandlers } from "./cli/commands.js";
 import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
 
@@ -9,15 +8,9 @@ import { VERSION } from "../common/version.js";
  * user types or a file contains may end the process by a signal or a stack trace.
  */
 export async function main(argv: string[]): Promise<number> {
-  const handlers = createCommandHandlers();
-  const program = buildProgram(
-    handlers,
-    { writeOut: (text) => process.stdout.write(text), writeErr: (text) => process.stderr.write(text) },
-    VERSION,
-  );
+  const cli = buildProgram({ writeOut: (text) => process.stdout.write(text), writeErr: (text) => process.stderr.write(text) }, VERSION);
   try {
-    await program.parseAsync(argv);
-    return Number(program.getOptionValue("__exitCode") ?? 0);
+    return await cli.run(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version end with exit code 0; every other parse error is bad usage.

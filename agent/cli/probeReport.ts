@@ -1,7 +1,18 @@
+import type { HostFacts } from "../host/hostFacts.js";
+import type { PriorityOutcome } from "../host/priority.js";
+import type { ResourcePlan } from "../host/resourcePolicy.js";
+
 /**
  * The readable form of `probe`: host facts, then each decision of the plan with its
  * reason. Generic over the plan's fields so a new decision shows up without edits here.
  */
+
+/** What `probe --json` prints: the facts, the plan (with the process priority) and the model it is for. */
+export interface ProbeReport {
+  facts: HostFacts;
+  plan: ResourcePlan & { priority: PriorityOutcome };
+  model: Record<string, unknown>;
+}
 
 const MiB = 1024 * 1024;
 
@@ -24,9 +35,9 @@ function table(rows: [string, string][]): string {
   return rows.map(([label, text]) => `  ${label.padEnd(width)}  ${text}`).join("\n");
 }
 
-export function renderFacts(facts: Record<string, unknown>): string {
+export function renderFacts(facts: HostFacts): string {
   // Facts that do not apply here (windowsVersion on Linux, empty notes) are left out.
-  const shown = { ...facts };
+  const shown: Record<string, unknown> = { ...facts };
   // null means "no limit" when the limit was read, and "not known" otherwise.
   if (facts.memlockLimitBytes === null && facts.memlockLimitSource === "rlimit") shown.memlockLimitBytes = "unlimited";
   const rows = Object.entries(shown)
@@ -44,7 +55,7 @@ function isDecision(value: unknown): value is Decision {
   return typeof value === "object" && value !== null && "reason" in value;
 }
 
-export function renderPlan(plan: Record<string, unknown>): string {
+export function renderPlan(plan: ProbeReport["plan"]): string {
   const rows: [string, string][] = [];
   for (const [key, entry] of Object.entries(plan)) {
     if (isDecision(entry)) {
@@ -53,7 +64,7 @@ export function renderPlan(plan: Record<string, unknown>): string {
       rows.push([key, `${shown}\n${" ".repeat(4)}${reason}`]);
     }
   }
-  const warnings = Array.isArray(plan.warnings) ? (plan.warnings as string[]) : [];
+  const warnings = plan.warnings;
   const lines = [`Plan\n${rows.map(([label, text]) => `  ${label}: ${text.replace(/\n/g, "\n  ")}`).join("\n")}`];
   if (warnings.length) lines.push(`Warnings\n${warnings.map((w) => `  - ${w}`).join("\n")}`);
   return lines.join("\n\n");

@@ -35,6 +35,21 @@ describe("the bundle's command line", () => {
     expect(badValue.stderr).toContain("--threads");
   });
 
+  it("models synth --shape is the model's shape: a bogus one exits 2 naming the choices, and the deployment shape is not synth's", async () => {
+    const bogus = await runAgent(["models", "synth", "--shape", "bogus", "--out", path.join(dir, "bogus.gguf")]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/--shape.*'bogus'.*tiny, tiny-qwen3, qwen2\.5-0\.5b, qwen2\.5-1\.5b, qwen3-0\.6b/s);
+    const deployment = await runAgent(["models", "synth", "--shape", "beside-instrument", "--out", path.join(dir, "beside.gguf")]);
+    expect(deployment.code).toBe(2);
+    const help = await runAgent(["models", "synth", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--seed <n>");
+    expect(help.stdout).not.toContain("--threads");
+    const elsewhere = await runAgent(["models", "synth", "--threads", "2", "--out", path.join(dir, "threads.gguf")]);
+    expect(elsewhere.code).toBe(2);
+    expect(elsewhere.stderr).toContain("unknown option '--threads'");
+  });
+
   it("ask answers on stdout, exits 0, and gives the same text on a second run", async () => {
     const args = ["ask", "--model", tiny, "--temperature", "0", "--seed", "1", "--max-tokens", "16", ...quiet, "你好"];
     const first = await runAgent(args);
