@@ -41,9 +41,8 @@ function installLastResortHandlers(): void {
 
 installLastResortHandlers();
 if (process.env.INSTRUMENT_AGENT_ENGINE_CHILD === "1" && process.send) {
-  // Forked by engineProcess.ts: serve llama.cpp over IPC until the agent disconnects.
-  const { serveEngine } = await import("./engine/process/engineWorker.js");
-  await serveEngine();
+  // The bundle forked as the engine process (engineProcess.ts); from a checkout engineMain.ts is forked itself.
+  await import("./engine/process/engineMain.js");
 } else {
   const code = await main(process.argv);
   // Let stdout drain, then exit even if a native handle (llama.cpp, a socket) is still open.

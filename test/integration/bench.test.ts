@@ -13,7 +13,8 @@ beforeAll(async () => {
   expect(synth.code).toBe(0);
 });
 
-const positive = expect.any(Number);
+/** A figure that must be above 0: a count, a size, a duration or a rate that was measured (NaN and 0 fail). */
+const positive = expect.toSatisfy((value: unknown) => typeof value === "number" && value > 0, "a number above 0");
 const figures = {
   runs: 1,
   promptTokens: positive,
@@ -46,7 +47,15 @@ describe("bench", () => {
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as Record<string, any>;
     expect(report).toMatchObject({
-      machine: { cpu: expect.any(String), physicalCores: positive, logicalCores: positive, node: process.version },
+      machine: {
+        cpu: expect.any(String),
+        physicalCores: positive,
+        logicalCores: positive,
+        memoryGiB: positive,
+        node: process.version,
+        engine: "process",
+        uvThreadpoolSize: "1",
+      },
       model: { path: tiny, fileBytes: positive },
       threads: 1,
       parallelSequences: 2,
@@ -54,6 +63,7 @@ describe("bench", () => {
       loadMs: positive,
       startToLoadedMs: positive,
       peakRssMiB: positive,
+      peakRssByProcessMiB: { agent: positive, engine: positive },
       llamaBench: null,
       raw: figures,
       inProcess: figures,

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EngineProcess } from "../../agent/engine/process/engineProcess.js";
@@ -8,9 +8,10 @@ import type { GenerateRequest } from "../../agent/engine/modelRuntime.js";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { isAlive, waitUntil } from "../helpers/wait.js";
 
-// The engine process for real: the built bundle forked with one libuv thread, the real
-// node-llama-cpp and the project's tiny random-weight model, against llama.cpp loaded
-// inline in this process as the reference for what the answers must be.
+// The engine process for real: engineMain.ts forked under tsx with one libuv thread (as from a
+// checkout; the bundle's path is covered through the CLI tests), the real node-llama-cpp and
+// the project's tiny random-weight model, against llama.cpp loaded inline in this process as
+// the reference for what the answers must be. Each test that ends an engine starts its own.
 const dir = tempDir("iagent-engine-");
 let modelPath: string;
 let engine: EngineProcess;
@@ -32,9 +33,24 @@ const greedy = (content: string, maxTokens = 24): GenerateRequest => ({
   params: { temperature: 0, seed: 1, maxTokens },
 });
 
+/** The pids of this process's children (any state, zombies included), from /proc (Linux). */
+function childPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // The command name may hold spaces and parentheses: the fields after it are state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === process.pid) pids.push(Number(entry));
+    } catch {
+      // The process ended between readdir and read.
+    }
+  }
+  return pids;
+}
+
 beforeAll(async () => {
-  if (!existsSync(path.resolve("dist/instrument-agent.mjs")))
-    throw new Error("dist/instrument-agent.mjs is missing: run `node deploy/build.mjs` (npm test does) first");
   modelPath = await synthModel(dir);
   [engine, inline] = await Promise.all([EngineProcess.load(options()), LlamaRuntime.load({ ...options(), parallelSequences: 1 })]);
 }, 60_000);
@@ -94,7 +110,7 @@ describe("the engine process", () => {
     const results = await Promise.all([3, 1, 2, 0].map((slot) => engine.generate(slot, greedy(`question ${slot}`, 16))));
     for (const result of results) expect(result.usage.completionTokens).toBe(16);
     // The batching strategy read node-llama-cpp's sequence ids for every batch of several
-    // sequences (llamaRuntime.ts, queuedSequenceIds), and the prompts, queued as 3, 1, 2, 0,
+    // sequences (queuedSequenceIds.ts), and the prompts, queued as 3, 1, 2, 0,
     // went out sorted: a node-llama-cpp upgrade that moves the ids, or a strategy that stops
     // sorting, fails here instead of silently splitting batches again.
     const after = await engine.stats();
@@ -104,22 +120,35 @@ describe("the engine process", () => {
   });
 
   it("when the engine dies mid-answer, says IA_ERR_ENGINE_EXITED and starts it again for the next question", async () => {
-    const first = engine.pid!;
-    const answer = engine.generate(0, { ...greedy("long answer", 400), onDelta: () => process.kill(first, "SIGKILL") });
-    await expect(answer).rejects.toMatchObject({ code: "IA_ERR_ENGINE_EXITED", message: expect.stringContaining("SIGKILL") });
-    const again = await engine.generate(0, greedy("What is RBW?"));
-    expect(again.text).toBe((await inline.generate(0, greedy("What is RBW?"))).text);
-    expect(engine.pid).not.toBe(first);
-    expect(isAlive(first)).toBe(false);
+    const own = await EngineProcess.load({ ...options(), parallelSequences: 1 });
+    try {
+      const first = own.pid!;
+      const answer = own.generate(0, { ...greedy("long answer", 400), onDelta: () => process.kill(first, "SIGKILL") });
+      await expect(answer).rejects.toMatchObject({ code: "IA_ERR_ENGINE_EXITED", message: expect.stringContaining("SIGKILL") });
+      const again = await own.generate(0, greedy("What is RBW?"));
+      expect(again.text).toBe((await inline.generate(0, greedy("What is RBW?"))).text);
+      expect(own.pid).not.toBe(first);
+      expect(isAlive(first)).toBe(false);
+    } finally {
+      await own.dispose();
+    }
   });
 
   it("a file llama.cpp cannot load fails with IA_ERR_MODEL_LOAD and leaves no engine behind", async () => {
     const broken = path.join(dir, "broken.gguf");
     writeFileSync(broken, readFileSync(modelPath).subarray(0, 4096));
-    await expect(EngineProcess.load({ ...options(), modelPath: broken })).rejects.toMatchObject({
+    const before = childPids();
+    // The engine is forked before load's first await, so it is already this process's child here.
+    const loading = EngineProcess.load({ ...options(), modelPath: broken });
+    const started = childPids().filter((pid) => !before.includes(pid));
+    expect(started).toHaveLength(1);
+    await expect(loading).rejects.toMatchObject({
       code: "IA_ERR_MODEL_LOAD",
       message: expect.stringContaining(broken),
     });
+    // Gone, not even a zombie: killed and reaped.
+    await waitUntil(() => !childPids().includes(started[0]!), { what: `the engine of the failed load (pid ${started[0]}) ending` });
+    expect(childPids().filter((pid) => !before.includes(pid))).toEqual([]);
   });
 
   it("dispose ends the engine process", async () => {

@@ -34,16 +34,17 @@ import type {
 
 /**
  * How the engine process starts: the same code as this process. From the bundle it forks the
- * bundle; from a checkout (`npm start`, tests) it forks `agent/main.ts` under tsx, so an edit
- * is live in both processes without a build (node-llama-cpp forks its own children with the
- * parent's loader for the same reason, `getForkExecArgv`).
+ * bundle (main.ts then imports engineMain.ts); from a checkout (`npm start`, tests) it forks
+ * engineMain.ts under tsx, so an edit is live in both processes without a build
+ * (node-llama-cpp forks its own children with the parent's loader for the same reason,
+ * `getForkExecArgv`).
  */
 function engineEntry(): { script: string; execArgv: string[] } {
   const override = process.env.INSTRUMENT_AGENT_ENGINE_SCRIPT;
   if (override) return { script: override, execArgv: [] };
   const self = fileURLToPath(import.meta.url);
   if (self.endsWith(".mjs")) return { script: self, execArgv: [] };
-  const script = path.join(path.dirname(self), "..", "..", "main.ts");
+  const script = path.join(path.dirname(self), "engineMain.ts");
   let tsx: string;
   try {
     // An absolute URL, so the child finds tsx whatever its working directory.
@@ -64,7 +65,8 @@ const HIDE_WINDOW: { windowsHide: boolean } = { windowsHide: true };
 const DISPOSE_GRACE_MS = 5000;
 
 interface Pending {
-  resolve: (value: never) => void;
+  /** Takes the engine's answer, whose type the request's message decides (engineProtocol.ts). */
+  resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
   onDelta?: ((text: string) => void) | undefined;
 }
@@ -166,7 +168,7 @@ export class EngineProcess implements EngineRuntime {
 
   #request<T>(id: number, message: AgentToEngine, onDelta?: (text: string) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (value: never) => void, reject, onDelta });
+      this.#pending.set(id, { resolve: (value) => resolve(value as T), reject, onDelta });
       this.#send(message);
     });
   }
@@ -263,7 +265,7 @@ export class EngineProcess implements EngineRuntime {
     if (!pending) return;
     this.#pending.delete(id);
     if (error) pending.reject(deserializeError(error));
-    else pending.resolve(result as never);
+    else pending.resolve(result);
   }
 
   /** The engine's pino line, written again by the agent's logger at the same level (its `component` kept). */

@@ -41,6 +41,9 @@ export interface SerializedError {
   exitCode?: number;
 }
 
+/** What a request is answered with: a generation, the raw baseline, the stats, or a token count. */
+export type EngineResult = GenerateResult | RawEvaluationResult | EngineStats | number | null;
+
 export type EngineToAgent =
   | { type: "loaded"; info: RuntimeInfo; slots: number }
   | { type: "loadFailed"; error: SerializedError }
@@ -48,7 +51,7 @@ export type EngineToAgent =
   /** One pino JSON line, re-emitted through the agent's logger. */
   | { type: "log"; line: string }
   | { type: "delta"; id: number; text: string }
-  | { type: "done"; id: number; result: GenerateResult | RawEvaluationResult | EngineStats | number | null }
+  | { type: "done"; id: number; result: EngineResult }
   | { type: "failed"; id: number; error: SerializedError };
 
 export function serializeError(error: unknown): SerializedError {

@@ -1,13 +1,14 @@
 import pino from "pino";
 import { AgentError } from "../../../common/errors.js";
 import { serializeError } from "./engineProtocol.js";
-import type { AgentToEngine, EngineLoadOptions, EngineToAgent } from "./engineProtocol.js";
+import type { AgentToEngine, EngineLoadOptions, EngineResult, EngineToAgent } from "./engineProtocol.js";
 import type { LlamaRuntime } from "../llamaRuntime.js";
 
 /**
- * The engine process: llama.cpp through `llamaRuntime.ts`, alone in a Node process whose
- * libuv pool has one thread (see `engineProcess.ts` for why). It serves one agent over
- * the IPC channel and ends when that channel closes, so it never outlives the agent.
+ * The engine process (its entry is engineMain.ts): llama.cpp through `llamaRuntime.ts`,
+ * alone in a Node process whose libuv pool has one thread (see `engineProcess.ts` for why).
+ * It serves one agent over the IPC channel and ends when that channel closes, so it never
+ * outlives the agent.
  */
 
 function send(message: EngineToAgent): void {
@@ -72,9 +73,9 @@ export async function serveEngine(): Promise<void> {
   let runtime: LlamaRuntime | undefined;
   const running = new Map<number, AbortController>();
 
-  const answer = async (id: number, work: () => Promise<unknown>) => {
+  const answer = async (id: number, work: () => Promise<EngineResult>) => {
     try {
-      send({ type: "done", id, result: (await work()) as never });
+      send({ type: "done", id, result: await work() });
     } catch (error) {
       send({ type: "failed", id, error: serializeError(error) });
     }
