@@ -24,6 +24,58 @@ export interface MosquittoOptions {
   persistence?: boolean;
   /** Listen on this port (e.g. one an agent already tries). Defaults to a free one. */
   port?: number;
+  /** Serve MQTT over TLS with this server certificate (see `makeTestCa`); the URL is then `mqtts://`. Defaults to plain TCP. */
+  tls?: { cert: string; key: string } | undefined;
+}
+
+/** A CA and a server certificate it signed for 127.0.0.1 (PEM files), as a lab with a private CA has. */
+export interface TestCa {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+/** Makes a fresh CA and a server certificate for IP 127.0.0.1 with openssl, in a new temp directory. */
+export function makeTestCa(): TestCa {
+  const openssl = findBinary("openssl");
+  const dir = tempDir("iagent-test-ca-");
+  const file = (name: string) => path.join(dir, name);
+  const run = (...args: string[]) => execFileSync(openssl, args, { stdio: ["ignore", "ignore", "pipe"] });
+  run(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=instrument-agent test CA",
+    "-keyout",
+    file("ca.key"),
+    "-out",
+    file("ca.pem"),
+  );
+  run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", file("server.key"), "-out", file("server.csr"));
+  writeFileSync(file("server.ext"), "subjectAltName=IP:127.0.0.1\n");
+  run(
+    "x509",
+    "-req",
+    "-in",
+    file("server.csr"),
+    "-CA",
+    file("ca.pem"),
+    "-CAkey",
+    file("ca.key"),
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    file("server.ext"),
+    "-out",
+    file("server.pem"),
+  );
+  return { ca: file("ca.pem"), serverCert: file("server.pem"), serverKey: file("server.key") };
 }
 
 function findBinary(name: string): string {
@@ -73,32 +125,54 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
 export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mosquitto> {
   const binary = findBinary("mosquitto");
   const dir = tempDir("iagent-mosquitto-");
-  const port = options.port ?? (await freePort());
-  const lines = [`listener ${port} 127.0.0.1`, "log_dest stderr", "log_type error", "log_type warning", "log_type notice"];
-  // Run as root, mosquitto drops to user `mosquitto` and then cannot read root's 0600 files.
-  if (process.getuid?.() === 0) lines.push("user root");
-  if (options.users) {
-    const passwd = path.join(dir, "passwd");
-    writeFileSync(passwd, "");
-    for (const [user, password] of Object.entries(options.users))
-      execFileSync(findBinary("mosquitto_passwd"), ["-b", passwd, user, password]);
-    lines.push("allow_anonymous false", `password_file ${passwd}`);
-  } else {
-    lines.push("allow_anonymous true");
-  }
-  if (options.persistence) lines.push("persistence true", `persistence_location ${dir}/`, "autosave_interval 1");
   const conf = path.join(dir, "mosquitto.conf");
-  writeFileSync(conf, `${lines.join("\n")}\n`);
+  const writeConfig = (port: number) => {
+    const lines = [`listener ${port} 127.0.0.1`, "log_dest stderr", "log_type error", "log_type warning", "log_type notice"];
+    if (options.tls) lines.push(`certfile ${options.tls.cert}`, `keyfile ${options.tls.key}`);
+    // Run as root, mosquitto drops to user `mosquitto` and then cannot read root's 0600 files.
+    if (process.getuid?.() === 0) lines.push("user root");
+    if (options.users) {
+      const passwd = path.join(dir, "passwd");
+      writeFileSync(passwd, "");
+      for (const [user, password] of Object.entries(options.users))
+        execFileSync(findBinary("mosquitto_passwd"), ["-b", passwd, user, password]);
+      lines.push("allow_anonymous false", `password_file ${passwd}`);
+    } else {
+      lines.push("allow_anonymous true");
+    }
+    if (options.persistence) lines.push("persistence true", `persistence_location ${dir}/`, "autosave_interval 1");
+    writeFileSync(conf, `${lines.join("\n")}\n`);
+  };
 
+  let port = options.port ?? (await freePort());
   let child: ChildProcess | undefined;
   let log = "";
-  const launch = async () => {
+  /** Starts mosquitto; resolves false when it could not bind the port (taken since freePort saw it free). */
+  const launch = async (): Promise<boolean> => {
     const started = spawn(binary, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
     started.stdout!.setEncoding("utf8").on("data", (d: string) => (log += d));
     started.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
     child = started;
-    await waitForPort(port);
+    const exited = new Promise<"exited">((resolve) => started.once("exit", () => resolve("exited")));
+    const listening = waitForPort(port).then(
+      () => "listening" as const,
+      (error: Error) => error,
+    );
+    const outcome = await Promise.race([listening, exited]);
+    if (outcome === "listening" && started.exitCode === null) return true;
+    if (/Address already in use/.test(log)) return false;
+    throw new Error(
+      `mosquitto did not start on 127.0.0.1:${port} (${outcome === "exited" ? "it exited" : String(outcome)}): ${log.trim()}`,
+    );
   };
+  writeConfig(port);
+  // freePort's port can be taken by another process before mosquitto binds it: try another.
+  for (let attempt = 1; !(await launch()); attempt++) {
+    if (options.port !== undefined || attempt >= 5) throw new Error(`mosquitto cannot listen on 127.0.0.1:${port}: ${portHolder(port)}`);
+    port = await freePort();
+    log = "";
+    writeConfig(port);
+  }
   const halt = async () => {
     const running = child;
     if (!running || running.exitCode !== null || running.signalCode !== null) return;
@@ -106,14 +180,13 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     running.kill("SIGTERM");
     await exited;
   };
-  await launch();
   return {
     port,
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${options.tls ? "mqtts" : "mqtt"}://127.0.0.1:${port}`,
     dir,
     async restart() {
       await halt();
-      await launch();
+      if (!(await launch())) throw new Error(`mosquitto cannot listen on 127.0.0.1:${port} again: ${portHolder(port)}`);
     },
     stop: halt,
     log: () => log,

@@ -73,7 +73,7 @@ export interface MqttTransportSetup {
 }
 
 export function mqttTransportFromConfig(
-  agent: LoadedAgent,
+  agent: Pick<LoadedAgent, "service" | "runtime" | "scpi">,
   config: AgentConfig,
   logger: Logger,
   setup: MqttTransportSetup = {},
