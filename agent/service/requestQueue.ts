@@ -26,7 +26,7 @@ interface Waiting {
  * holds a slot index for its whole run, which maps to one context sequence.
  *
  * A job gets the lowest free slot. The running slots then stay 0..n-1 as far as they can,
- * and llama.cpp decodes consecutive sequence ids as one graph run (llamaRuntime.ts,
+ * and llama.cpp decodes consecutive sequence ids as one graph run (engine/batching.ts,
  * gatherGeneratingSequences); one person asking one question after another also stays on
  * slot 0, where the conversation so far is still in the KV cache.
  */
