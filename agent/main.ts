@@ -4,7 +4,7 @@ import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
 
 /**
- * Process entry. Turns every outcome into an exit code (DESIGN.md section 3): nothing a
+ * Process entry. Turns every outcome into an exit code (README, "Exit codes and errors"): nothing a
  * user types or a file contains may end the process by a signal or a stack trace.
  */
 export async function main(argv: string[]): Promise<number> {

@@ -76,7 +76,7 @@ const KNOWN_MNEMONICS = [
 /** Header aliases that mean the same node (`BWIDth` is `BANDwidth`). */
 const ALIASES: Record<string, string> = { BWID: "BAND" };
 
-/** The default allowlist (DESIGN.md section 6): reads of a swept spectrum analyzer. */
+/** The default allowlist (README, "Firmware bridge"): reads of a swept spectrum analyzer. */
 export const DEFAULT_SCPI_ALLOWLIST: readonly string[] = [
   "*IDN?",
   ":FREQ:CENT?",

@@ -2,7 +2,7 @@ import { AgentError } from "../common/errors.js";
 import type { ModelFootprint } from "./modelFootprint.js";
 
 /**
- * The catalog of real Qwen GGUF builds (NOTES.md, "Real Qwen GGUF files"). Sizes and
+ * The catalog of real Qwen GGUF builds (docs/ARCHITECTURE.md#facts-the-code-relies-on, "Real Qwen GGUF files"). Sizes and
  * SHA-256 come from public catalogs that pin the official files, not from the hub itself:
  * the download code verifies them. Where a hash is null it is recorded at first download.
  */

@@ -1,6 +1,6 @@
 /**
  * The models directory: where model files live and `checksums.json`, the SHA-256 of each
- * file as recorded at its first download. DESIGN.md section 8: a catalog hash is enforced
+ * file as recorded at its first download. README, "Models": a catalog hash is enforced
  * when there is one; otherwise the hash seen at first download is recorded here and
  * enforced on every later verify, so a file that changes on disk is caught.
  */

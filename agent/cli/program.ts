@@ -14,7 +14,7 @@ import { scpiCommand } from "./commands/scpi.js";
 import { smokeCommand } from "./commands/smoke.js";
 
 /**
- * The command line of DESIGN.md section 3. The program itself takes only the options every
+ * The command line of the README's "Commands" and "Settings". The program itself takes only the options every
  * command uses (the config file and the log); each command declares the settings it reads,
  * so a flag name means one thing wherever it is typed (`models synth --shape` is the model's
  * shape, never the deployment's).

@@ -18,7 +18,7 @@ import type { ResourcePlan } from "../host/resourcePolicy.js";
 import { selfCommand } from "../cli/selfCommand.js";
 
 /**
- * `smoke` (DESIGN.md section 10): one headless pass over everything this host needs, each
+ * `smoke` (README, "Deploy"; the report's fields are its contract): one headless pass over everything this host needs, each
  * step a check with a verdict, a duration and a detail a technician can act on. A failing
  * step never ends the run; steps that depend on it fail with the reason instead.
  */

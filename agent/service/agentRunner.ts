@@ -27,7 +27,7 @@ export interface RunOptions {
 }
 
 /**
- * The `run` lifecycle, in the order STYLE.md writes down:
+ * The `run` lifecycle, in the order of docs/ARCHITECTURE.md#shutdown-order:
  * 1. start transports in order (a failure stops those already started, then fails the run);
  * 2. serve until SIGINT/SIGTERM, or until a transport ends by itself (`/bye` on the console);
  * 3. stop in reverse: each stops accepting, cancels in-flight work by its deadline and

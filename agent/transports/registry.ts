@@ -28,7 +28,7 @@ export function createLocalConsole(
   });
 }
 
-/** The MQTT API (DESIGN.md section 4); loaded lazily so commands without MQTT never load mqtt. */
+/** The MQTT API (README, "MQTT API"); loaded lazily so commands without MQTT never load mqtt. */
 const mqttApi: TransportFactory = async (agent, config, logger) => {
   if (config.mqtt.trim() === "off") return undefined;
   const { mqttTransportFromConfig } = await import("./mqtt/mqttSettings.js");

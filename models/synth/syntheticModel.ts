@@ -107,7 +107,7 @@ export function planSyntheticModel(shape: SyntheticShape, type: SyntheticWeightT
   return { shape, tensors, parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0) };
 }
 
-/** All the metadata NOTES.md lists for a loadable Qwen model, in llama.cpp's converter order. */
+/** All the metadata llama.cpp needs to load a Qwen model, in llama.cpp's converter order. */
 export function syntheticMetadata(
   shape: SyntheticShape,
   type: SyntheticWeightType,

@@ -4,7 +4,7 @@ import type { DeploymentShape, ModelCandidate, PlanInput, ResourcePlan, Resource
 import { findCatalogEntry, listCatalog } from "../../models/catalog.js";
 import type { CatalogEntry } from "../../models/catalog.js";
 
-// The resource policy's host table (STYLE.md: real hosts, from the CF-SV8 to this 2-core machine)
+// The resource policy's host table (real hosts, from the CF-SV8 to this 2-core machine)
 // and the plan helpers that the policy's unit tests share.
 
 export const MiB = 1024 ** 2;

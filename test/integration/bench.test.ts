@@ -4,7 +4,7 @@ import { runAgent } from "../helpers/bundle.js";
 import { tempDir } from "../helpers/models.js";
 
 // `bench` through the real bundle on the tiny model: every figure is reported with a sane
-// type. No timing is asserted here (STYLE.md): speed goals live in `bench` itself.
+// type. No timing is asserted here: speed goals live in `bench` itself.
 const dir = tempDir("iagent-bench-");
 const tiny = path.join(dir, "t.gguf");
 

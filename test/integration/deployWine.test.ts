@@ -8,7 +8,7 @@ import { synthModel, tempDir } from "../helpers/models.js";
 import { packRelease, requireTool, runCommand, windowsNode } from "../helpers/packRelease.js";
 
 // The win-x64 archive, unpacked and run by the Windows Node 20 from the npm registry under
-// Debian's wine (NOTES.md): the nearest thing to the instrument's Windows this machine has.
+// Debian's wine: the nearest thing to the instrument's Windows this machine has.
 // Wine's stdout must be a file (a pipe gives EBADF), so every run writes to files.
 const WINE = "/usr/lib/wine/wine64";
 const work = tempDir("iagent-wine-");

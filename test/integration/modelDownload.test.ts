@@ -270,7 +270,7 @@ describe("downloadModelFile against a local HTTP server", () => {
     expect(store.has("tiny.gguf")).toBe(false);
     expect(store.recordedChecksum("tiny.gguf")).toBeUndefined();
 
-    // The rule of DESIGN.md section 8, as the resolver applies it: no catalog hash, so record.
+    // The rule of the README's "Models", as the resolver applies it: no catalog hash, so record.
     const url = server.url();
     const result = await downloadModelFile({
       url,

@@ -9,7 +9,7 @@ import type { AgentProcess, TestClient } from "../helpers/mqttAgent.js";
 import { waitUntil } from "../helpers/wait.js";
 
 // One real mosquitto and one agent (the real bundle with a tiny model) for the request and
-// reply contract of DESIGN.md section 4.
+// reply contract of the README's "MQTT API".
 const dir = tempDir("iagent-mqtt-api-");
 let broker: Mosquitto;
 let agent: AgentProcess;

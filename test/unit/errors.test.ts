@@ -10,7 +10,7 @@ describe("error registry", () => {
     }
   });
 
-  it("exit codes follow DESIGN.md: 2 for bad input, 3 for failed checks", () => {
+  it("exit codes follow the README: 2 for bad input, 3 for failed checks", () => {
     expect(new AgentError("IA_ERR_GGUF_MAGIC", "x").exitCode).toBe(2);
     expect(new AgentError("IA_ERR_CHECKSUM", "x").exitCode).toBe(3);
     expect(new AgentError("IA_ERR_MODEL_LOAD", "x").exitCode).toBe(1);

@@ -16,7 +16,7 @@ export { renderBench } from "./benchReport.js";
 export type { BenchReport, ConcurrencyFigure } from "./benchReport.js";
 
 /**
- * `bench` (DESIGN.md section 9): on one model file and thread count, interleaved rounds of
+ * `bench` (README, "Speed"): on one model file and thread count, interleaved rounds of
  * llama.cpp's own llama-bench (optional), the plain node-llama-cpp loop, the agent in
  * process, the agent over MQTT as a requesting client sees it, and 1..n concurrent
  * requesters; medians and ratios, as a table or JSON. Timing goals live here, not in tests.

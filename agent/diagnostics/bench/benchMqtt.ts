@@ -154,7 +154,7 @@ export class BenchMqtt {
       );
       return;
     }
-    // The final reply carries the engine's TTFT in whole ms (DESIGN.md): ±0.5 ms on the path time.
+    // The final reply carries the engine's TTFT in whole ms (README, "MQTT API"): ±0.5 ms on the path time.
     pending.resolve(
       sampleFrom({
         startedAt: pending.startedAt,

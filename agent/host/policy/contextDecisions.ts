@@ -6,7 +6,7 @@ import type { Decision, ModelFootprint, PlanInput } from "./planTypes.js";
 
 /** The context size and the number of sequences generated at once. */
 
-/** Below this a short system prompt and a question no longer fit (NOTES.md: about 240 tokens of default prompt). */
+/** Below this a short system prompt and a question no longer fit (about 240 tokens of default prompt: docs/ARCHITECTURE.md#facts-the-code-relies-on). */
 export const MIN_CONTEXT = 512;
 const ROOMY_CONTEXT = 4096;
 const TIGHT_CONTEXT = 2048;

@@ -8,7 +8,7 @@ export const GiB = 1024 * MiB;
 /** node-llama-cpp's default batch: min(context x sequences, 512). */
 const DEFAULT_BATCH = 512;
 const QWEN_VOCABULARY = 151_936;
-/** Native libraries, graph metadata and the JS copy of the vocabulary (NOTES.md: about 190 MB over llama-bench). */
+/** Native libraries, graph metadata and the JS copy of the vocabulary (about 190 MB over llama-bench: docs/ARCHITECTURE.md#facts-the-code-relies-on). */
 export const RUNTIME_BASE_BYTES = 128 * MiB;
 
 export interface MemoryNeed {

@@ -24,7 +24,7 @@ function int8Features(facts: HostFacts): string[] {
  * Q8_0 for models up to 1B on CPUs with VNNI or AMX, Q4_K_M otherwise. Qwen2.5-0.5B's 896-wide
  * rows are no multiple of K-quants' 256-weight blocks, so its Q4_K_M falls back to wider types
  * (6.35 bits/weight) and saves little over Q8_0, whose int8 kernels those instructions speed up
- * (NOTES.md, "Speed measured here").
+ * (docs/ARCHITECTURE.md#facts-the-code-relies-on, "Quantization").
  */
 function preferredQuant(candidate: ModelCandidate, facts: HostFacts): string {
   return candidate.parameterCount <= ONE_BILLION && int8Features(facts).length > 0 ? "Q8_0" : "Q4_K_M";
@@ -38,7 +38,7 @@ function preferenceCause(candidate: ModelCandidate, facts: HostFacts): string {
   if (facts.cpuFlags === null) return "CPU flags unknown, so VNNI/AMX cannot be assumed";
   if (int8 === "") return "the CPU has no VNNI/AMX (AVX-512 VNNI, AVX-VNNI or AMX)";
   if (candidate.parameterCount > ONE_BILLION) return `this CPU has ${int8}, but Q8_0 is preferred there only for models up to 1B`;
-  return `this CPU has ${int8}, where Q8_0 runs models up to 1B faster than Q4_K_M (Qwen2.5-0.5B's Q4_K_M is really 6.35 bits/weight, NOTES.md)`;
+  return `this CPU has ${int8}, where Q8_0 runs models up to 1B faster than Q4_K_M (Qwen2.5-0.5B's Q4_K_M is really 6.35 bits/weight)`;
 }
 
 /** Why the chosen model has its quantization, as one clause without a full stop. */

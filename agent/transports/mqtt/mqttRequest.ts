@@ -7,7 +7,7 @@ import { ID_PATTERN, askFieldsSchema, checkFields, describeValue, idSchema, scpi
 
 /**
  * Pure parsing of what lab tools publish on `<base>/ask`, `<base>/cancel` and `<base>/scpi`
- * (DESIGN.md section 4): size cap, UTF-8, JSON or plain text, the route and the id; the
+ * (README, "MQTT API"): size cap, UTF-8, JSON or plain text, the route and the id; the
  * fields themselves are checked against the schemas of wire.ts. Every failure is a coded
  * error together with where its reply goes, so the transport can always answer.
  */

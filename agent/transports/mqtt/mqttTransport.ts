@@ -16,7 +16,7 @@ import { agentSubscriptions, agentTopics, fleetTopics } from "./topics.js";
 import type { AgentTopics } from "./topics.js";
 
 /**
- * The MQTT API of DESIGN.md section 4: the connection's life (the same-id check, the
+ * The MQTT API (README, "MQTT API"): the connection's life (the same-id check, the
  * agent's persistent session, reconnects with backoff, the retained status, health and
  * the outbox) around a RequestHandler that answers what arrives.
  */
