@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { sleep, withAbortDeadline, withDeadline, within } from "../../common/async.js";
 import { Backoff } from "../../common/backoff.js";
-import { formatBytes, round, textTable } from "../../common/format.js";
+import { formatBytes, round } from "../../common/format.js";
 import { LruMap } from "../../common/lruMap.js";
 
 describe("Backoff", () => {
@@ -88,17 +88,10 @@ describe("promise deadlines", () => {
 });
 
 describe("format", () => {
-  it("rounds, sizes bytes and lays out a table with numbers right-aligned", () => {
+  it("rounds and sizes bytes", () => {
     expect(round(1.23456)).toBe(1.23);
     expect(round(1.23456, 3)).toBe(1.235);
     expect(formatBytes(512 * 1024)).toBe("512 KiB");
     expect(formatBytes(1100 * 1024 * 1024)).toBe("1,100 MiB");
-    expect(
-      textTable([
-        ["model", "size"],
-        ["tiny", "12"],
-        ["qwen", "1024"],
-      ]),
-    ).toBe("model  size\ntiny     12\nqwen   1024");
   });
 });
