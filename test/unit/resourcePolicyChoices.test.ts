@@ -129,7 +129,7 @@ describe("quantization between entries of one base model", () => {
     const p = plan(AVX_VNNI_LAPTOP, "beside-instrument", {}, onlyQwen25);
     expect(p.model.id).toBe("qwen2.5-0.5b-instruct-q8_0");
     expect(p.model.reason).toMatch(
-      /Q8_0 over Q4_K_M: this CPU has AVX-VNNI, where Q8_0 runs models up to 1B faster than Q4_K_M .*NOTES\.md.*, and it fits/,
+      /Q8_0 over Q4_K_M: this CPU has AVX-VNNI, where Q8_0 runs models up to 1B faster than Q4_K_M \(Qwen2\.5-0\.5B.s Q4_K_M is really 6\.35 bits\/weight\), and it fits/,
     );
   });
 
