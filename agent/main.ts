@@ -1,7 +1,8 @@
 import { CommanderError } from "commander";
 import { buildProgram } from "./cli/program.js";
-import { EXIT_RUNTIME, EXIT_USAGE, toAgentError } from "../common/errors.js";
+import { EXIT_USAGE, toAgentError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
+import { installLastResortHandlers } from "../common/lastResort.js";
 
 /**
  * Process entry. Turns every outcome into an exit code (README, "Exit codes and errors"): nothing a
@@ -25,21 +26,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function installLastResortHandlers(): void {
-  const die = (kind: string) => (error: unknown) => {
-    const agentError = toAgentError(error);
-    process.stderr.write(`error ${agentError.code}: ${kind}: ${agentError.message}\n`);
-    process.exit(EXIT_RUNTIME);
-  };
-  process.on("uncaughtException", die("uncaught exception"));
-  process.on("unhandledRejection", die("unhandled rejection"));
-  // A closed pipe on stdout (e.g. `| head`) is not a reason to crash with EPIPE.
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(0);
-  });
-}
-
 installLastResortHandlers();
+// A closed pipe on stdout (e.g. `| head`) is not a reason to crash with EPIPE.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+});
+
 if (process.env.INSTRUMENT_AGENT_ENGINE_CHILD === "1" && process.send) {
   // The bundle forked as the engine process (engineProcess.ts); from a checkout engineMain.ts is forked itself.
   await import("./engine/process/engineMain.js");

@@ -40,8 +40,6 @@ import type {
  * `getForkExecArgv`).
  */
 function engineEntry(): { script: string; execArgv: string[] } {
-  const override = process.env.INSTRUMENT_AGENT_ENGINE_SCRIPT;
-  if (override) return { script: override, execArgv: [] };
   const self = fileURLToPath(import.meta.url);
   if (self.endsWith(".mjs")) return { script: self, execArgv: [] };
   const script = path.join(path.dirname(self), "engineMain.ts");
