@@ -66,19 +66,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   await new Promise<void>((resolve, reject) => {
     server.once("error", (error: NodeJS.ErrnoException) => {
       broker.close();
-      const why =
-        error.code === "EADDRINUSE"
-          ? "the address is in use (another broker?)"
-          : error.code === "EADDRNOTAVAIL"
-            ? "the address is not on this host"
-            : error.message;
-      reject(
-        new AgentError(
-          "IA_ERR_MQTT_BIND",
-          `embedded MQTT broker: cannot listen on ${options.host}:${options.port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`,
-          { cause: error },
-        ),
-      );
+      reject(bindError(error, options.host, options.port));
     });
     server.listen(options.port, host, () => resolve());
   });
@@ -98,4 +86,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       return closing;
     },
   };
+}
+
+/** IA_ERR_MQTT_BIND for an address the local broker cannot listen on, with the likely reason and the fix. */
+export function bindError(error: NodeJS.ErrnoException, host: string, port: number): AgentError {
+  const why =
+    error.code === "EADDRINUSE"
+      ? "the address is in use (another broker?)"
+      : error.code === "EADDRNOTAVAIL"
+        ? "the address is not on this host"
+        : error.message;
+  return new AgentError(
+    "IA_ERR_MQTT_BIND",
+    `embedded MQTT broker: cannot listen on ${host}:${port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`,
+    { cause: error },
+  );
 }

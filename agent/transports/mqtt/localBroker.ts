@@ -6,7 +6,7 @@ import { createConnection, createServer } from "node:net";
 import path from "node:path";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
-import { isLoopback } from "./embeddedBroker.js";
+import { bindError, isLoopback } from "./embeddedBroker.js";
 
 /**
  * `--mqtt embedded`: the broker on this host that the agent serves through, chosen so that a
@@ -90,21 +90,7 @@ export function isListening(host: string, port: number, ms = 500): Promise<boole
 async function checkBindable(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const server = createServer();
-    server.once("error", (error: NodeJS.ErrnoException) => {
-      const why =
-        error.code === "EADDRINUSE"
-          ? "the address is in use (another broker?)"
-          : error.code === "EADDRNOTAVAIL"
-            ? "the address is not on this host"
-            : error.message;
-      reject(
-        new AgentError(
-          "IA_ERR_MQTT_BIND",
-          `embedded MQTT broker: cannot listen on ${host}:${port}: ${why}; set --mqtt-bind, or --mqtt <url> to use that broker`,
-          { cause: error },
-        ),
-      );
-    });
+    server.once("error", (error: NodeJS.ErrnoException) => reject(bindError(error, host, port)));
     server.listen(port, host, () => server.close(() => resolve()));
   });
 }
