@@ -227,6 +227,13 @@ describe("serial console: Ctrl-C during a long answer, and a port that is missin
     expect(terminal.text.slice(end).startsWith("/status\r\n")).toBe(true);
     expect(status).toMatch(/^\/status\r\nmodel {4}[^]*\r\nline {5}[^\r\n]*\r\n> $/);
     expect(status).toContain("history  0 messages");
-    expect(status).toContain("queue    0 answering, 0 waiting");
+    // The prompt comes back at once; the engine may take a moment more to stop generating, so
+    // the slot is free within a few seconds, not necessarily by the first /status.
+    let queue = status;
+    for (let tries = 0; !queue.includes("queue    0 answering, 0 waiting") && tries < 20; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      queue = await exchange(terminal, "/status\r");
+    }
+    expect(queue).toContain("queue    0 answering, 0 waiting");
   });
 });
