@@ -1,33 +1,12 @@
+import path from "node:path";
 import type { Logger } from "../../../common/logger.js";
+import { JournalFile } from "./journalFile.js";
+import type { JournalFileStats } from "./journalFile.js";
+import type { JournalRecord } from "./journalRecord.js";
+import { JournalMemory } from "./journalMemory.js";
+import type { JournalEntry, JournalMessage, JournaledQuestion } from "./journalTypes.js";
 
-/** Where the final (and any chunks) of a journaled question go: enough to answer it after a restart. */
-export interface JournalRoute {
-  replyTo: string;
-  /** MQTT 5 correlation data, base64; absent when the request had none. */
-  correlationData?: string;
-  protocolVersion: 4 | 5;
-  responseTopic?: string;
-}
-
-export interface JournaledQuestion {
-  /** The idempotency key: a second request with the same key is the same question. */
-  key: string;
-  id: string;
-  route: JournalRoute;
-  /** The parsed ask request, as plain JSON. */
-  request: unknown;
-  /** Epoch milliseconds. */
-  arrivedAt: number;
-}
-
-export type JournalState = "accepted" | "answering" | "done" | "expired";
-
-export interface JournalEntry {
-  question: JournaledQuestion;
-  state: JournalState;
-  /** The final reply payload, once `state` is `done`. */
-  final?: Record<string, unknown>;
-}
+export type { JournalEntry, JournalMessage, JournalRoute, JournalState, JournaledQuestion } from "./journalTypes.js";
 
 export interface RequestJournalOptions {
   /** The agent's state directory; the journal lives in `<dir>/journal/requests.jsonl`. */
@@ -43,68 +22,181 @@ export interface RequestJournalOptions {
   now?: () => number;
 }
 
-export interface JournalMessage {
-  role: string;
-  content: string;
-}
+/** Records appended, fdatasyncs, compactions, the file's bytes now; and (an addition) the lines in the file now. */
+export type JournalStats = JournalFileStats;
 
-export interface JournalStats {
-  records: number;
-  syncs: number;
-  compactions: number;
-  bytes: number;
-}
-
+/**
+ * The crash-safe request journal: every MQTT question the agent has acknowledged, what became of
+ * it, and the conversation sessions, so that a crash or a power cut loses none of them. After a
+ * restart the agent answers `unfinished()` again and replays a stored final to a duplicate.
+ *
+ * Why this format: `<stateDir>/journal/requests.jsonl`, append-only, one record per line, each
+ * line `<crc32 hex of the JSON>\t<JSON>\n`.
+ * - Appending is the cheapest durable write there is: one write and one fdatasync per batch,
+ *   whatever the file's size; concurrent appends share them (group commit), so N questions
+ *   arriving together cost one sync, not N.
+ * - A power cut can only tear the end of an append-only file. The checksum tells a torn or
+ *   half-zeroed last line from a good one (JSON alone cannot: a cut can leave valid JSON), so
+ *   recovery drops exactly the torn tail and keeps everything before it; one damaged line in the
+ *   middle costs that line only. node:zlib's crc32 needs no dependency.
+ * - Plain text lines can be read with `tail` and `jq` (after `cut -f2`), and behave the same on
+ *   Linux and Windows; rename-over for compaction is atomic on both.
+ * - The file is bounded by compaction: when it holds more than about twice the live records it
+ *   is rewritten to `requests.jsonl.tmp`, synced and renamed over the journal. Appends made
+ *   meanwhile are queued and written to the new file after the rename.
+ *
+ * Durability: `accept`, `finish`, `expire` and `saveSession` resolve only when their record is on
+ * the disk (the agent acknowledges an MQTT message to the broker after `accept`). `markAnswering`
+ * is not synced: lost, the question is answered again from the start, as it would be anyway.
+ */
 export class RequestJournal {
-  static async open(_options: RequestJournalOptions): Promise<RequestJournal> {
-    throw new Error("RequestJournal: not implemented yet");
+  readonly #file: JournalFile;
+  readonly #state: JournalMemory;
+  readonly #now: () => number;
+  /** The write of each `accepted` not yet on the disk: a duplicate accept waits for it too. */
+  readonly #acceptWrites = new Map<string, Promise<void>>();
+  #closing: Promise<void> | undefined;
+
+  private constructor(file: JournalFile, state: JournalMemory, now: () => number) {
+    this.#file = file;
+    this.#state = state;
+    this.#now = now;
+  }
+
+  static async open(options: RequestJournalOptions): Promise<RequestJournal> {
+    const now = options.now ?? Date.now;
+    const state = new JournalMemory({
+      maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES,
+      maxAgeMs: options.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
+      maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+    });
+    const { file, records } = await JournalFile.open(path.join(options.dir, "journal", "requests.jsonl"), options.logger);
+    for (const record of records) state.apply(record);
+    state.prune(now());
+    const shouldCompact = () => file.stats.fileRecords >= COMPACT_MIN_RECORDS && file.stats.fileRecords > 2 * state.liveRecordCount();
+    file.setCompaction(shouldCompact, () => state.liveRecords());
+    // A failed compaction has been logged; the journal works on the old file.
+    if (shouldCompact()) await file.compact().catch(() => undefined);
+    return new RequestJournal(file, state, now);
   }
 
   /** Durable when it resolves. A key already journaled is not added again (returns the existing entry). */
-  accept(_question: JournaledQuestion): Promise<JournalEntry> {
-    throw new Error("not implemented");
+  async accept(question: JournaledQuestion): Promise<JournalEntry> {
+    this.#assertOpen();
+    const existing = this.#state.entries.get(question.key);
+    if (existing) {
+      await this.#acceptWrites.get(question.key);
+      return copyEntry(existing);
+    }
+    const { key, id, route, request, arrivedAt } = question;
+    const record = plainJson<JournalRecord>({ type: "accepted", key, id, route, request, arrivedAt });
+    this.#state.apply(record);
+    const entry = this.#state.entries.get(key)!;
+    this.#state.prune(this.#now());
+    const write = this.#file.append(record, true);
+    this.#acceptWrites.set(key, write);
+    try {
+      await write;
+    } catch (error) {
+      // Not on the disk, so not accepted: the broker redelivers, and that accept starts afresh.
+      if (this.#state.entries.get(key) === entry && entry.state === "accepted") this.#state.entries.delete(key);
+      throw error;
+    } finally {
+      if (this.#acceptWrites.get(key) === write) this.#acceptWrites.delete(key);
+    }
+    return copyEntry(entry);
   }
 
   /** Not durable: after a crash an answering question is answered again from the start. */
-  markAnswering(_key: string): void {
-    throw new Error("not implemented");
+  markAnswering(key: string): void {
+    if (this.#closing || this.#state.entries.get(key)?.state !== "accepted") return;
+    const record: JournalRecord = { type: "answering", key };
+    this.#state.apply(record);
+    // A failed write has been logged; the state in memory is right either way.
+    this.#file.append(record, false).catch(() => undefined);
   }
 
-  /** Durable when it resolves. */
-  finish(_key: string, _final: Record<string, unknown>): Promise<void> {
-    throw new Error("not implemented");
+  /** Durable when it resolves. A key not journaled (or pruned) or already finished is left as it is. */
+  async finish(key: string, final: Record<string, unknown>): Promise<void> {
+    this.#assertOpen();
+    const entry = this.#state.entries.get(key);
+    if (!entry || entry.state === "done") return;
+    const record = plainJson<JournalRecord>({ type: "final", key, final });
+    this.#state.apply(record);
+    await this.#file.append(record, true);
   }
 
   /** Durable when it resolves: the question will not be answered (too old to answer after a restart). */
-  expire(_key: string): Promise<void> {
-    throw new Error("not implemented");
+  async expire(key: string): Promise<void> {
+    this.#assertOpen();
+    const entry = this.#state.entries.get(key);
+    if (!entry || entry.state === "done" || entry.state === "expired") return;
+    const record: JournalRecord = { type: "expired", key };
+    this.#state.apply(record);
+    await this.#file.append(record, true);
   }
 
-  lookup(_key: string): JournalEntry | undefined {
-    throw new Error("not implemented");
+  lookup(key: string): JournalEntry | undefined {
+    const entry = this.#state.entries.get(key);
+    return entry && copyEntry(entry);
   }
 
   /** Accepted or answering, oldest arrival first (what to answer after a restart). */
   unfinished(): JournalEntry[] {
-    throw new Error("not implemented");
+    return this.#state.unfinished().map(copyEntry);
   }
 
   /** Durable when it resolves. `messages` is the whole bounded history after the turn. */
-  saveSession(_session: string, _messages: JournalMessage[]): Promise<void> {
-    throw new Error("not implemented");
+  async saveSession(session: string, messages: JournalMessage[]): Promise<void> {
+    this.#assertOpen();
+    const record = plainJson<JournalRecord>({
+      type: "session",
+      session,
+      messages: messages.map(({ role, content }) => ({ role, content })),
+    });
+    this.#state.apply(record);
+    await this.#file.append(record, true);
   }
 
-  session(_session: string): JournalMessage[] | undefined {
-    throw new Error("not implemented");
+  session(session: string): JournalMessage[] | undefined {
+    return this.#state.sessions.get(session)?.map((message) => ({ ...message }));
+  }
+
+  /** Rewrites the file to the live records now, whatever its size (the journal also does it by itself). */
+  compact(): Promise<void> {
+    this.#assertOpen();
+    return this.#file.compact();
   }
 
   /** Flushes pending writes, then closes the file. Idempotent. */
   close(): Promise<void> {
-    throw new Error("not implemented");
+    this.#closing ??= this.#file.close();
+    return this.#closing;
   }
 
   /** Figures for tests and bench: records written, fsyncs, compactions, file bytes. */
   get stats(): JournalStats {
-    throw new Error("not implemented");
+    return { ...this.#file.stats };
   }
+
+  #assertOpen(): void {
+    if (this.#closing) throw new Error(`request journal ${this.#file.path} is closed`);
+  }
+}
+
+const DEFAULT_MAX_ENTRIES = 1000;
+const DEFAULT_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+const DEFAULT_MAX_SESSIONS = 64;
+/** Below this many lines the file is left alone, however much of it is stale: a rewrite would cost more than it saves. */
+const COMPACT_MIN_RECORDS = 64;
+
+/** What a replay would give back: the JSON of the value, parsed (undefined fields gone, no shared objects). */
+function plainJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function copyEntry(entry: JournalEntry): JournalEntry {
+  const copy: JournalEntry = { question: entry.question, state: entry.state };
+  if (entry.final) copy.final = entry.final;
+  return copy;
 }
