@@ -5,6 +5,8 @@ import type { Logger } from "../../common/logger.js";
 import type { LoadedAgent } from "./loadAgent.js";
 import type { Transport } from "../transports/transport.js";
 import { withDeadline } from "../../common/async.js";
+import { createSdNotifier } from "./sdNotify.js";
+import type { SdNotifier } from "./sdNotify.js";
 
 /**
  * Builds one transport from the loaded agent, or returns undefined when it is not configured.
@@ -24,6 +26,8 @@ export interface RunOptions {
   factories: TransportFactory[];
   /** How long each transport gets to stop. Defaults to 5000 ms. */
   stopDeadlineMs?: number;
+  /** systemd's READY/WATCHDOG/STOPPING notifications. Defaults to one read from the environment (a no-op without NOTIFY_SOCKET). */
+  notifier?: SdNotifier;
 }
 
 /**
@@ -33,9 +37,12 @@ export interface RunOptions {
  * 3. stop in reverse: each stops accepting, cancels in-flight work by its deadline and
  *    says goodbye; then the queue closes and the model is disposed;
  * 4. the exit code says whether every step succeeded.
+ * Under systemd (`Type=notify`), READY=1 goes out once every transport has started (the model
+ * is already loaded), WATCHDOG=1 while serving, STOPPING=1 when the stop begins (sdNotify.ts).
  */
 export async function runTransports(options: RunOptions): Promise<number> {
   const { config, logger, agent } = options;
+  const notifier = options.notifier ?? createSdNotifier({ logger });
   const deadline = { ms: options.stopDeadlineMs ?? 5000 };
   const started: Transport[] = [];
   let failed = false;
@@ -73,6 +80,7 @@ export async function runTransports(options: RunOptions): Promise<number> {
     await stopAll();
     return EXIT_OK;
   }
+  notifier.ready();
 
   // A transport that gives up with an error (MQTT: the id is taken) leaves the others serving;
   // one that ends without (the person typed /bye), or the last one standing, ends the run.
@@ -110,6 +118,7 @@ export async function runTransports(options: RunOptions): Promise<number> {
   const why = await Promise.race([signalled, ...endedByItself]);
   stopWatching();
   stopping = true;
+  notifier.stopping();
   logger.info({ why }, "stopping");
   await stopAll();
   // The reason the last transport gave up is the run's error: `error <CODE>: ...`, exit 1.
