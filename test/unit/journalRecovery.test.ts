@@ -75,7 +75,7 @@ describe("RequestJournal recovery", () => {
   it("drops a complete last line whose checksum does not match, with one warning", async () => {
     const starts = await writeThree();
     const data = await readFile(file);
-    data[starts[2]! + 30] ^= 0x01;
+    data[starts[2]! + 30]! ^= 0x01;
     await writeFile(file, data);
 
     const { journal, warnings } = await openJournal();
