@@ -204,11 +204,13 @@ describe("RequestJournal", () => {
     const { journal } = await openJournal();
     const entry = await journal.accept(question("a"));
     entry.state = "done";
+    entry.question.route.replyTo = "elsewhere";
     const messages = [{ role: "user", content: "hi" }];
     await journal.saveSession("s", messages);
     messages[0]!.content = "changed";
     journal.session("s")![0]!.content = "changed too";
     expect(journal.lookup("a")?.state).toBe("accepted");
+    expect(journal.lookup("a")?.question.route.replyTo).toBe("lab/agent/reply/a");
     expect(journal.session("s")).toEqual([{ role: "user", content: "hi" }]);
   });
 

@@ -195,8 +195,9 @@ function plainJson<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
+/** A copy down to the route; `request` and `final` are shared, to be read only. */
 function copyEntry(entry: JournalEntry): JournalEntry {
-  const copy: JournalEntry = { question: entry.question, state: entry.state };
+  const copy: JournalEntry = { question: { ...entry.question, route: { ...entry.question.route } }, state: entry.state };
   if (entry.final) copy.final = entry.final;
   return copy;
 }
