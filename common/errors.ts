@@ -53,6 +53,10 @@ export const ERROR_CODES = {
     exit: EXIT_RUNTIME,
     summary: "this requester sent more than --mqtt-rate-limit questions a minute; try again later",
   },
+  IA_ERR_EXPIRED: {
+    exit: EXIT_RUNTIME,
+    summary: "an MQTT question left unanswered by a crash was older than --mqtt-max-age when the agent came back; it was not answered",
+  },
   IA_ERR_NO_INSTRUMENT: { exit: EXIT_USAGE, summary: "an SCPI request arrived but no instrument is configured (--instrument off)" },
   IA_ERR_MQTT_CONNECT: {
     exit: EXIT_RUNTIME,

@@ -284,12 +284,19 @@ export const SETTINGS = {
     default: 60,
     help: "seconds between <base>/health messages",
   }),
+  mqttMaxAge: setting({
+    group: "mqtt",
+    arg: "<s>",
+    schema: wholeNumber(1, 86_400),
+    default: 3600,
+    help: "a question a crash left unanswered is answered after the restart only if it arrived within this many seconds (else IA_ERR_EXPIRED)",
+  }),
   stateDir: setting({
     group: "mqtt",
     arg: "<dir>",
     schema: z.string().min(1),
     default: "./state-data",
-    help: "the agent's own data, e.g. the persistence of the mosquitto it runs",
+    help: "the agent's own data: the MQTT request journal, the persistence of the mosquitto it runs",
   }),
 
   serial: setting({ group: "serial", arg: "<path|off>", schema: z.string().min(1), default: "off", help: "serial console port" }),

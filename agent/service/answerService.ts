@@ -19,6 +19,8 @@ export interface AnswerOptions {
   onDelta?: ((text: string) => void) | undefined;
   /** Told the place in line while the model serves others. */
   onQueued?: ((position: number) => void) | undefined;
+  /** Called once the request has a sequence and its generation starts. */
+  onStart?: (() => void) | undefined;
 }
 
 export interface AnswerDefaults {
@@ -58,6 +60,7 @@ export class AnswerService {
     return this.queue.run(
       async (slot) => {
         const queuedMs = Math.round(performance.now() - enqueuedAt);
+        options.onStart?.();
         const result = await this.runtime.generate(slot, {
           mode: request.mode ?? "chat",
           ...(request.messages ? { messages: request.messages } : {}),

@@ -4,6 +4,8 @@ import type { ChatMessage, GenerateResult } from "../engine/modelRuntime.js";
 export interface ConversationOptions {
   /** Most messages kept (user and assistant); older turns are dropped first. Defaults to 40. */
   maxMessages?: number;
+  /** The history to go on from (a session kept across restarts). Defaults to none. */
+  messages?: readonly ChatMessage[];
 }
 
 /**
@@ -12,10 +14,11 @@ export interface ConversationOptions {
  */
 export class Conversation {
   readonly #maxMessages: number;
-  #messages: ChatMessage[] = [];
+  #messages: ChatMessage[];
 
   constructor(options: ConversationOptions = {}) {
     this.#maxMessages = options.maxMessages ?? 40;
+    this.#messages = [...(options.messages ?? [])].slice(-this.#maxMessages);
   }
 
   get messages(): readonly ChatMessage[] {

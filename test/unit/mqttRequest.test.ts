@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
+import { RateLimiter, invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
 import { Outbox } from "../../agent/transports/mqtt/outbox.js";
-import { RateLimiter } from "../../agent/transports/mqtt/requestHandler.js";
 
 const limits = { payloadLimit: 256, answerTopic: "ia/a1/answer", prefix: "ia", newId: () => "new-id" };
 const ask = (payload: string | Buffer, props: { responseTopic?: string; correlationData?: Buffer } = {}) =>

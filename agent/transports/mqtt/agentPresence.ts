@@ -3,7 +3,8 @@ import { AgentError } from "../../../common/errors.js";
 import { round } from "../../../common/format.js";
 import type { RuntimeInfo } from "../../engine/modelRuntime.js";
 import type { AnswerService } from "../../service/answerService.js";
-import { displayUrl } from "./brokerClient.js";
+import { connectBroker, displayUrl, readRetained, refusedVersion } from "./brokerClient.js";
+import type { BrokerConnection } from "./brokerClient.js";
 import { readStatus } from "./wire.js";
 import type { Health, OfflineStatus, OnlineStatus } from "./wire.js";
 
@@ -28,6 +29,9 @@ export interface OtherInstance {
   model?: string | undefined;
 }
 
+/** How long the same-id check waits for a retained status before taking the id as free. */
+const ID_CHECK_MS = 1500;
+
 export class AgentPresence {
   readonly host = hostname();
   readonly pid = process.pid;
@@ -36,6 +40,27 @@ export class AgentPresence {
 
   constructor(options: AgentPresenceOptions) {
     this.#options = options;
+  }
+
+  /**
+   * Refuses to take an id that another live agent holds: its retained status on `statusTopic`
+   * is online and names another process. Connecting anyway would make the broker hand the
+   * session back and forth between the two (each reconnect takes it over again).
+   */
+  async checkIdFree(broker: BrokerConnection & { statusTopic: string; skipIfRefusedVersion: boolean }): Promise<void> {
+    const { statusTopic, skipIfRefusedVersion, ...connection } = broker;
+    const probe = await connectBroker({
+      ...connection,
+      clientId: `iagent-idcheck-${this.#options.agentId}-${process.pid}`.slice(0, 200),
+      sessionExpirySeconds: 0,
+    }).catch((error: unknown) => {
+      if (skipIfRefusedVersion && refusedVersion(error)) return undefined;
+      throw error;
+    });
+    if (!probe) return;
+    const seen = await readRetained(probe, statusTopic, ID_CHECK_MS);
+    const other = seen ? this.otherLive(seen) : undefined;
+    if (other) throw this.duplicateError(other, connection.url);
   }
 
   /** The retained online status. */

@@ -35,6 +35,13 @@ export interface BrokerOptions extends BrokerConnection {
   will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean } | undefined;
   /** Registered before the connection opens, so messages queued for a persistent session are not lost. */
   onMessage?: ((topic: string, payload: Buffer, packet: IPublishPacket) => void) | undefined;
+  /**
+   * Each message that arrives, one at a time: its QoS 1 acknowledgement (PUBACK) goes to the
+   * broker only once the promise settles, and the next message waits until then, so keep it
+   * short (the transport journals the question; the answer runs on after). Defaults to none
+   * (mqtt.js acknowledges at once).
+   */
+  beforeAck?: ((topic: string, payload: Buffer, packet: IPublishPacket) => Promise<void>) | undefined;
 }
 
 /** The URL without user name and password, for messages and logs. */
@@ -143,6 +150,7 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
   // (re)connection brings a new socket, so set it on each.
   client.on("connect", () => (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true));
   if (options.onMessage) client.on("message", options.onMessage);
+  if (options.beforeAck) holdAcks(client, options.beforeAck);
   const shown = displayUrl(options.url);
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(
@@ -177,6 +185,25 @@ export async function connectBroker(options: BrokerOptions): Promise<MqttClient>
     client.on("close", onClose);
   });
   return client;
+}
+
+/**
+ * Overrides mqtt.js's `handleMessage`: its publish handler (handlers/publish.ts, the same for
+ * MQTT 3.1.1 and 5) emits "message", then calls `handleMessage(packet, callback)` and sends the
+ * PUBACK only when the callback is called; it takes the next packet only after that. The
+ * "message" event carries the topic with any topic alias resolved, so it is kept for the call.
+ */
+function holdAcks(client: MqttClient, beforeAck: NonNullable<BrokerOptions["beforeAck"]>): void {
+  const topics = new WeakMap<IPublishPacket, string>();
+  client.on("message", (topic, _payload, packet) => topics.set(packet, topic));
+  client.handleMessage = (packet, callback) => {
+    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+    beforeAck(topics.get(packet) ?? packet.topic, payload, packet).then(
+      () => callback(),
+      // Not acknowledged: the broker sends it again after the next reconnect.
+      (error: unknown) => callback(error as Error),
+    );
+  };
 }
 
 /**

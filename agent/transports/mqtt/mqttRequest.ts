@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { z } from "zod";
 import { AgentError } from "../../../common/errors.js";
+import { LruMap } from "../../../common/lruMap.js";
 import type { ChatMessage, GenerationParams } from "../../engine/modelRuntime.js";
+import type { JournalMessage, JournalRoute } from "../../service/journal/requestJournal.js";
 import { AGENT_TOPIC_SUFFIXES, isAgentOwnTopic } from "./topics.js";
 import { ID_PATTERN, askFieldsSchema, checkFields, describeValue, idSchema, scpiFieldsSchema } from "./wire.js";
 
@@ -230,4 +232,76 @@ export function requestKey(route: ReplyRoute, id: string, idGiven: boolean, enve
     .update("\u0000")
     .update(envelope.payload)
     .digest("hex")}`;
+}
+
+/** A reply route as the journal keeps it (correlation data in base64), with the version and response topic it came with. */
+export function routeForJournal(route: ReplyRoute, envelope: Envelope, protocolVersion: 4 | 5): JournalRoute {
+  const correlationData = route.correlationData?.toString("base64");
+  return {
+    replyTo: route.topic,
+    protocolVersion,
+    ...(correlationData !== undefined ? { correlationData } : {}),
+    ...(envelope.responseTopic !== undefined ? { responseTopic: envelope.responseTopic } : {}),
+  };
+}
+
+/** The reply route of a journaled question. */
+export function routeFromJournal(route: JournalRoute): ReplyRoute {
+  return {
+    topic: route.replyTo,
+    correlationData: route.correlationData === undefined ? undefined : Buffer.from(route.correlationData, "base64"),
+  };
+}
+
+const ROLES = new Set(["system", "user", "assistant"]);
+
+/** A journaled session history as chat messages (anything else in it is left out). */
+export function chatMessages(saved: readonly JournalMessage[] | undefined): ChatMessage[] {
+  return (saved ?? []).filter((m): m is ChatMessage => ROLES.has(m.role) && typeof m.content === "string");
+}
+
+/** "45 s", "12 min", "3.5 h": how old a question is, for IA_ERR_EXPIRED. */
+export function describeAge(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 360) / 10} h`;
+}
+
+export interface RateLimiterOptions {
+  /** Requests a minute each key may make, with bursts up to the same number; 0 is no limit. */
+  perMinute: number;
+  /** Most keys remembered. Defaults to 1000. */
+  maxKeys?: number;
+  /** Clock in ms (tests hand in their own). Defaults to `performance.now`. */
+  now?: () => number;
+}
+
+/**
+ * A token bucket per requester. MQTT does not tell a subscriber who published, so the key
+ * is what identifies a requester in practice: its reply topic.
+ */
+export class RateLimiter {
+  readonly #perMinute: number;
+  readonly #now: () => number;
+  readonly #buckets: LruMap<string, { tokens: number; at: number }>;
+
+  constructor(options: RateLimiterOptions) {
+    this.#perMinute = options.perMinute;
+    this.#now = options.now ?? (() => performance.now());
+    this.#buckets = new LruMap(options.maxKeys ?? 1000);
+  }
+
+  /** Takes one request for `key`; false when its bucket is empty. */
+  take(key: string): boolean {
+    if (this.#perMinute <= 0) return true;
+    const now = this.#now();
+    const bucket = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
+    bucket.tokens = Math.min(this.#perMinute, bucket.tokens + ((now - bucket.at) * this.#perMinute) / 60_000);
+    bucket.at = now;
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
+    this.#buckets.set(key, bucket);
+    return allowed;
+  }
 }

@@ -1,10 +1,12 @@
 import { hostname } from "node:os";
+import path from "node:path";
 import { CONFIG_DEFAULTS } from "../../config/config.js";
 import type { AgentConfig } from "../../config/config.js";
 import { isLoopback } from "./embeddedBroker.js";
 import { AgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
 import type { LoadedAgent } from "../../service/loadAgent.js";
+import { RequestJournal } from "../../service/journal/requestJournal.js";
 import { MqttTransport } from "./mqttTransport.js";
 import type { BrokerConnection } from "./brokerClient.js";
 import { VERSION } from "../../../common/version.js";
@@ -67,6 +69,32 @@ export function brokerOptionsFrom(config: AgentConfig, url: string = config.mqtt
   };
 }
 
+/**
+ * The request journal's folder for one agent id on one broker, under `<state-dir>/journal/`:
+ * agents that share a state dir keep apart, and a broker's questions are answered on that broker.
+ */
+export function journalDir(stateDir: string, agentId: string, brokerUrl: string): string {
+  let where = "broker";
+  try {
+    const url = new URL(brokerUrl);
+    where = `${url.hostname}-${url.port || (url.protocol === "mqtts:" || url.protocol === "wss:" ? "8883" : "1883")}`;
+  } catch {
+    // A URL that cannot be read was refused before; keep a fixed name.
+  }
+  return path.join(stateDir, "journal", `${agentId}@${where}`.replace(/[^\w.@-]/g, "_"));
+}
+
+/** Opens the request journal of `journalDir`; a journal that cannot be opened is IA_ERR_CONFIG naming --state-dir. */
+export async function openJournal(dir: string, logger: Logger): Promise<RequestJournal> {
+  try {
+    return await RequestJournal.open({ dir, logger });
+  } catch (error) {
+    throw new AgentError("IA_ERR_CONFIG", `--state-dir: cannot open the MQTT request journal in ${dir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 export interface MqttTransportSetup {
   /** Keep retrying a broker that cannot be reached yet instead of failing (`run`). Defaults to false. */
   waitForBroker?: boolean;
@@ -110,6 +138,8 @@ export function mqttTransportFromConfig(
     payloadLimit: config.mqttPayloadLimit,
     rateLimitPerMinute: config.mqttRateLimit,
     healthIntervalMs: config.mqttHealthInterval * 1000,
+    openJournal: (brokerUrl) => openJournal(journalDir(config.stateDir, agentIdFrom(config), brokerUrl), logger),
+    maxAgeMs: config.mqttMaxAge * 1000,
     service: agent.service,
     info: agent.runtime.info,
     version: VERSION,

@@ -2,8 +2,9 @@ import { within } from "../../../common/async.js";
 import { Backoff } from "../../../common/backoff.js";
 import { AgentError, toAgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
+import type { RequestJournal } from "../../service/journal/requestJournal.js";
 import type { Transport } from "../transport.js";
-import { connectBroker, describeConnectError, displayUrl, readRetained, refusedVersion } from "./brokerClient.js";
+import { connectBroker, describeConnectError, displayUrl, refusedVersion } from "./brokerClient.js";
 import type { BrokerConnection, IPublishPacket, MqttClient } from "./brokerClient.js";
 import type { LocalBroker, LocalBrokerOptions } from "./localBroker.js";
 import { AgentPresence } from "./agentPresence.js";
@@ -21,7 +22,8 @@ import type { AgentTopics } from "./topics.js";
  * the outbox) around a RequestHandler that answers what arrives.
  */
 
-export interface MqttTransportOptions extends Omit<RequestHandlerOptions, "topics" | "publish" | "stopping">, AgentPresenceOptions {
+export interface MqttTransportOptions
+  extends Omit<RequestHandlerOptions, "topics" | "publish" | "stopping" | "protocolVersion">, AgentPresenceOptions {
   /** The broker and this agent's login; `url` is ignored when `local` is set (the local broker's own URL is used). */
   broker: BrokerConnection;
   /** `--mqtt embedded`: a broker on this host (an existing one, mosquitto or aedes; see localBroker.ts). Defaults to none. */
@@ -39,14 +41,14 @@ export interface MqttTransportOptions extends Omit<RequestHandlerOptions, "topic
   outboxLimit?: number;
   /** How long the broker keeps this agent's session while it is away, s. Defaults to one day. */
   sessionExpirySeconds?: number;
+  /** Opens the request journal for the broker at this URL (`--state-dir`: mqttSettings.ts). Defaults to none (memory only). */
+  openJournal?: ((brokerUrl: string) => Promise<RequestJournal>) | undefined;
 }
 
 // Short enough that an agent started before its broker serves within a few seconds of the
 // broker coming up (a lab PC that boots faster than the broker's host); the jitter keeps
 // agents that lost one broker together from coming back in step.
 const RECONNECT = { firstMs: 1000, maxMs: 5000, jitter: 0.2 };
-/** How long the same-id check waits for a retained status before taking the id as free. */
-const ID_CHECK_MS = 1500;
 
 /** Where the MQTT side stands, for `/status`, the banner and the log. */
 export type MqttState = "starting" | "connecting" | "online" | "reconnecting" | "stopped" | "failed";
@@ -61,6 +63,7 @@ export class MqttTransport implements Transport {
   readonly #backoff = new Backoff(RECONNECT);
   readonly #presence: AgentPresence;
   #client: MqttClient | undefined;
+  #journal: RequestJournal | undefined;
   #broker: LocalBroker | undefined;
   #url: string;
   #protocolVersion: 4 | 5;
@@ -87,6 +90,7 @@ export class MqttTransport implements Transport {
       logger: this.#log,
       publish: (entry) => this.#publish(entry),
       stopping: () => this.#stopping,
+      protocolVersion: () => this.#protocolVersion,
     });
     this.#ended = new Promise((resolve) => (this.#end = resolve));
   }
@@ -195,13 +199,24 @@ export class MqttTransport implements Transport {
     if (client) await within(client.endAsync(), 1000).catch(() => undefined);
     client?.end(true);
     await this.#broker?.close();
+    await this.#closeJournal(1000);
     this.#end(error);
   }
 
   /** First connection: the same-id check, then the agent's own session, subscriptions and online status. */
   async #connectFirst(): Promise<void> {
     const o = this.#options;
-    await this.#checkIdFree();
+    await this.#presence.checkIdFree({
+      ...o.broker,
+      url: this.#url,
+      protocolVersion: this.#protocolVersion,
+      statusTopic: this.#topics.status,
+      // A broker found already listening may speak only 3.1.1: the id check is then skipped.
+      skipIfRefusedVersion: this.#broker?.kind === "existing" && this.#protocolVersion === 5,
+    });
+    // Before the connection: the questions the last run left unfinished are answered first,
+    // and the persistent session's queued messages find the journal open.
+    if (!this.#journal && o.openJournal) this.#requests.useJournal((this.#journal = await o.openJournal(this.#url)));
     const connect = (protocolVersion: 4 | 5) =>
       connectBroker({
         ...o.broker,
@@ -210,7 +225,10 @@ export class MqttTransport implements Transport {
         protocolVersion,
         sessionExpirySeconds: o.sessionExpirySeconds ?? 86_400,
         will: { topic: this.#topics.status, payload: this.#presence.offline(), qos: 1, retain: true },
-        onMessage: (topic, payload, packet) => this.#onMessage(topic, payload, packet),
+        onMessage: (topic, payload) => this.#onMessage(topic, payload),
+        // A request is acknowledged once it is journaled (RequestHandler.handle).
+        beforeAck: async (topic, payload, packet) =>
+          topic === this.#topics.status ? undefined : this.#requests.handle(topic, payload, packet),
       });
     let client: MqttClient;
     try {
@@ -261,27 +279,13 @@ export class MqttTransport implements Transport {
     );
   }
 
-  /**
-   * Refuses to take an id that another live agent holds: its retained status is online and
-   * names another process. Connecting anyway would make the broker hand the session back
-   * and forth between the two (each reconnect takes it over again).
-   */
-  async #checkIdFree(): Promise<void> {
-    const o = this.#options;
-    const probe = await connectBroker({
-      ...o.broker,
-      url: this.#url,
-      clientId: `iagent-idcheck-${o.agentId}-${process.pid}`.slice(0, 200),
-      protocolVersion: this.#protocolVersion,
-      sessionExpirySeconds: 0,
-    }).catch((error: unknown) => {
-      if (this.#broker?.kind === "existing" && this.#protocolVersion === 5 && refusedVersion(error)) return undefined;
-      throw error;
-    });
-    if (!probe) return;
-    const seen = await readRetained(probe, this.#topics.status, ID_CHECK_MS);
-    const other = seen ? this.#presence.otherLive(seen) : undefined;
-    if (other) throw this.#presence.duplicateError(other, this.#url);
+  async #closeJournal(ms: number): Promise<void> {
+    const journal = this.#journal;
+    if (!journal) return;
+    await within(this.#requests.settled(), ms);
+    await within(journal.close(), ms).catch((error: unknown) =>
+      this.#log.warn({ err: toAgentError(error) }, "the MQTT request journal did not close cleanly"),
+    );
   }
 
   stop(deadline: { ms: number }): Promise<void> {
@@ -309,6 +313,7 @@ export class MqttTransport implements Transport {
     }
     client?.end(true);
     if (this.#broker) await within(this.#broker.close(), 4000);
+    await this.#closeJournal(ms / 4);
     if (!failed) this.#state = "stopped";
     this.#end();
     this.#log.info({ outboxDropped: this.#outbox.dropped, unsent: this.#outbox.size }, "MQTT API stopped");
@@ -377,11 +382,9 @@ export class MqttTransport implements Transport {
 
   // --- requests ------------------------------------------------------------------------
 
-  #onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
-    if (topic !== this.#topics.status) {
-      this.#requests.handle(topic, payload, packet);
-      return;
-    }
+  /** Requests go to the RequestHandler from `beforeAck`; here only our own status. */
+  #onMessage(topic: string, payload: Buffer): void {
+    if (topic !== this.#topics.status) return;
     try {
       this.#onOwnStatus(payload);
     } catch (error) {

@@ -165,8 +165,12 @@ export function checkFields<T>(
 
 const usageSchema = z.object({ promptTokens: z.number(), completionTokens: z.number() });
 
-/** A streamed piece of the answer, `seq` from 0. */
-export const chunkReplySchema = z.object({ id: z.string(), seq: z.number(), delta: z.string() });
+/**
+ * A streamed piece of the answer, `seq` from 0. `restarted: true` marks the chunks of an answer
+ * started again after the agent died in the middle of it: their seq starts again at 0, and a
+ * streaming client drops the partial text it saw before.
+ */
+export const chunkReplySchema = z.object({ id: z.string(), seq: z.number(), delta: z.string(), restarted: z.literal(true).optional() });
 export const answerFinalSchema = z.object({
   id: z.string(),
   done: z.literal(true),
