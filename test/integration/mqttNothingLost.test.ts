@@ -15,9 +15,9 @@ const started: AgentProcess[] = [];
 const clients: TestClient[] = [];
 const brokers: Mosquitto[] = [];
 
-function agent(url: string, id: string, stateDir: string): AgentProcess {
+function agent(url: string, id: string, stateDir: string, extra: string[] = []): AgentProcess {
   const args = ["--model", model, "--mlock", "off", "--threads", "1", "--context", "4096", "--parallel", "1", "--temperature", "0"];
-  const process = spawnAgent([...args, "--mqtt", url, "--agent-id", id, "--state-dir", stateDir, "--log-level", "debug"]);
+  const process = spawnAgent([...args, "--mqtt", url, "--agent-id", id, "--state-dir", stateDir, "--log-level", "debug", ...extra]);
   started.push(process);
   return process;
 }
@@ -153,5 +153,34 @@ describe("nothing lost across kill -9", () => {
     // The earlier turn (question and answer) is in the second turn's prompt, not in a fresh session's.
     expect(prompt(turn2)).toBeGreaterThan(prompt(control));
     expect(prompt(turn2)).toBeGreaterThan(prompt(turn1));
+  }, 180_000);
+
+  it("MQTT 3.1.1 (replyTo, no correlation data): questions acknowledged before the kill are each answered once after it", async () => {
+    const { mosquitto, base, stateDir } = await setup("lost-d");
+    const v311 = ["--mqtt-version", "3.1.1"];
+    const first = agent(mosquitto.url, "lost-d", stateDir, v311);
+    await waitForStatus(mosquitto.url, base, "online", first, 60_000, { protocolVersion: 4 });
+    const tool = await testClient(mosquitto.url, { protocolVersion: 4, clientId: "nl-tool-d", clean: false });
+    clients.push(tool);
+    await tool.client.subscribeAsync("lab/nl/#", { qos: 1 });
+    const ids = ["v0", "v1", "v2", "v3", "v4", "v5"];
+    for (const id of ids) {
+      const body = { id, prompt: `question ${id}`, replyTo: "lab/nl/v", params: { maxTokens: 400 } };
+      await tool.client.publishAsync(`${base}/ask`, JSON.stringify(body), { qos: 1 });
+    }
+    await tool.next("lab/nl/v", (m) => m.done === true && m.id === "v0", 60_000);
+    await kill9(first);
+    expect(tool.json("lab/nl/v").filter((m) => m.done === true).length).toBeLessThan(ids.length);
+    const second = agent(mosquitto.url, "lost-d", stateDir, v311);
+    await tool.next("lab/nl/v", (m) => m.done === true && m.id === "v5", 90_000);
+    await settle();
+    expect(
+      tool
+        .json("lab/nl/v")
+        .filter((m) => m.done === true)
+        .map((m) => m.id),
+    ).toEqual(ids);
+    expect(generations(second).length).toBeGreaterThan(0);
+    expect(generations(second)).not.toContain("v0");
   }, 180_000);
 });
