@@ -1,8 +1,11 @@
+import { readdirSync, readFileSync, truncateSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { synthModel, tempDir } from "../helpers/models.js";
 import { startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, testClient, waitForStatus } from "../helpers/mqttAgent.js";
+import { waitUntil } from "../helpers/wait.js";
 import type { AgentProcess, TestClient } from "../helpers/mqttAgent.js";
 
 // Issue 14, "Nothing lost": the agent (the bundle, in a child process) killed with -9 and
@@ -182,5 +185,60 @@ describe("nothing lost across kill -9", () => {
     ).toEqual(ids);
     expect(generations(second).length).toBeGreaterThan(0);
     expect(generations(second)).not.toContain("v0");
+  }, 180_000);
+});
+
+/** The journal file under `--state-dir` (one folder per agent id and broker). */
+function journalFile(stateDir: string): string {
+  const root = path.join(stateDir, "journal");
+  const [folder, ...others] = readdirSync(root);
+  expect(others).toEqual([]);
+  return path.join(root, folder!, "requests.jsonl");
+}
+
+describe("a journal cut short by a power cut", () => {
+  it("starts with one warning, loses at most the torn last record, and keeps every earlier final", async () => {
+    const { mosquitto, base, stateDir } = await setup("lost-e");
+    const first = agent(mosquitto.url, "lost-e", stateDir);
+    await waitForStatus(mosquitto.url, base, "online", first);
+    const tool = await requester(mosquitto.url, "nl-tool-e");
+    const finals: Record<string, unknown>[] = [];
+    for (const id of ["t1", "t2", "t3"]) {
+      await ask(tool, base, id, { prompt: `question ${id}`, params: { maxTokens: 8 } });
+      finals.push(await tool.next("lab/nl/r", (m) => m.done === true && m.id === id));
+    }
+    await kill9(first);
+    // Cut the last record (t3's final) in half, as a write interrupted by a power cut leaves it.
+    const file = journalFile(stateDir);
+    const text = readFileSync(file, "utf8");
+    const lastLine = text.slice(text.lastIndexOf("\n", text.length - 2) + 1);
+    expect(lastLine).toContain('"t3"');
+    truncateSync(file, Buffer.byteLength(text) - Math.ceil(Buffer.byteLength(lastLine) / 2));
+
+    const second = agent(mosquitto.url, "lost-e", stateDir);
+    await waitForStatus(mosquitto.url, base, "online", second);
+    const warnings = second
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("request journal") && line.includes('"level":40'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain("dropped a torn last record");
+    // t1 and t2 are still journaled: asked again, each gets its stored final without a generation.
+    await ask(tool, base, "t1", { prompt: "question t1", params: { maxTokens: 8 } });
+    await ask(tool, base, "t2", { prompt: "question t2", params: { maxTokens: 8 } });
+    const byId = (id: string) => tool.json("lab/nl/r").filter((m) => m.done === true && m.id === id);
+    await waitUntil(() => byId("t1").length === 2 && byId("t2").length === 2, {
+      what: "the replayed finals of t1 and t2",
+      timeoutMs: 30_000,
+    });
+    await settle();
+    expect(byId("t1")).toEqual([finals[0], finals[0]]);
+    expect(byId("t2")).toEqual([finals[1], finals[1]]);
+    expect(generations(second).filter((id) => id === "t1" || id === "t2")).toEqual([]);
+    // The torn record was t3's final: t3 is unfinished again and answered once more, never silently dropped.
+    await waitUntil(() => byId("t3").length === 2, { what: "t3 answered again after its torn final", timeoutMs: 30_000 });
+    await settle();
+    expect(byId("t3")).toHaveLength(2);
+    expect(generations(second).filter((id) => id === "t3")).toEqual(["t3"]);
   }, 180_000);
 });

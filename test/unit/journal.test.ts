@@ -65,7 +65,7 @@ describe("RequestJournal", () => {
     });
     expect(again.lookup("c")).toBeUndefined();
     expect(warnings()).toEqual([]);
-    const text = await readFile(path.join(dir, "journal", "requests.jsonl"), "utf8");
+    const text = await readFile(path.join(dir, "requests.jsonl"), "utf8");
     expect(text.split("\n")[0]).toMatch(/^[0-9a-f]{8}\t\{"type":"accepted","key":"a",/);
   });
 

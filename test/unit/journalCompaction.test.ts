@@ -43,7 +43,7 @@ const lineCount = async () => (await readFile(file, "utf8")).split("\n").length 
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "journal-compaction-"));
-  file = path.join(dir, "journal", "requests.jsonl");
+  file = path.join(dir, "requests.jsonl");
 });
 
 afterEach(async () => {

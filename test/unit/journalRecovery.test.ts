@@ -40,7 +40,7 @@ const keys = (journal: RequestJournal) => journal.unfinished().map((entry) => en
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "journal-recovery-"));
-  file = path.join(dir, "journal", "requests.jsonl");
+  file = path.join(dir, "requests.jsonl");
 });
 
 afterEach(async () => {

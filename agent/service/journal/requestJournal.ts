@@ -9,7 +9,7 @@ import type { JournalEntry, JournalMessage, JournaledQuestion } from "./journalT
 export type { JournalEntry, JournalMessage, JournalRoute, JournalState, JournaledQuestion } from "./journalTypes.js";
 
 export interface RequestJournalOptions {
-  /** The agent's state directory; the journal lives in `<dir>/journal/requests.jsonl`. */
+  /** The journal's own folder (the MQTT transport gives one per agent id and broker, under `<state-dir>/journal/`); the file is `<dir>/requests.jsonl`. */
   dir: string;
   logger: Logger;
   /** Questions kept (finished or not). Default 1000. */
@@ -30,7 +30,7 @@ export type JournalStats = JournalFileStats;
  * it, and the conversation sessions, so that a crash or a power cut loses none of them. After a
  * restart the agent answers `unfinished()` again and replays a stored final to a duplicate.
  *
- * Why this format: `<stateDir>/journal/requests.jsonl`, append-only, one record per line, each
+ * Why this format: `<dir>/requests.jsonl`, append-only, one record per line, each
  * line `<crc32 hex of the JSON>\t<JSON>\n`.
  * - Appending is the cheapest durable write there is: one write and one fdatasync per batch,
  *   whatever the file's size; concurrent appends share them (group commit), so N questions
@@ -70,7 +70,7 @@ export class RequestJournal {
       maxAgeMs: options.maxAgeMs ?? DEFAULT_MAX_AGE_MS,
       maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
     });
-    const { file, records } = await JournalFile.open(path.join(options.dir, "journal", "requests.jsonl"), options.logger);
+    const { file, records } = await JournalFile.open(path.join(options.dir, "requests.jsonl"), options.logger);
     for (const record of records) state.apply(record);
     state.prune(now());
     const shouldCompact = () => file.stats.fileRecords >= COMPACT_MIN_RECORDS && file.stats.fileRecords > 2 * state.liveRecordCount();
