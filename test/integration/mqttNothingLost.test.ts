@@ -242,3 +242,25 @@ describe("a journal cut short by a power cut", () => {
     expect(generations(second).filter((id) => id === "t3")).toEqual(["t3"]);
   }, 180_000);
 });
+
+describe("a question older than --mqtt-max-age after a crash", () => {
+  it("gets a final IA_ERR_EXPIRED naming its age and the limit, not silence and not an answer", async () => {
+    const { mosquitto, base, stateDir } = await setup("lost-f");
+    const maxAge = ["--mqtt-max-age", "1"];
+    const first = agent(mosquitto.url, "lost-f", stateDir, maxAge);
+    await waitForStatus(mosquitto.url, base, "online", first);
+    const tool = await requester(mosquitto.url, "nl-tool-f");
+    await ask(tool, base, "old1", { prompt: "Tell a long story", stream: true, params: { maxTokens: 1500 } });
+    await tool.next("lab/nl/r", (m) => m.seq === 1);
+    await kill9(first);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+
+    const second = agent(mosquitto.url, "lost-f", stateDir, maxAge);
+    const final = await tool.next("lab/nl/r", (m) => m.done === true && m.id === "old1", 60_000);
+    expect(final.error).toMatchObject({ code: "IA_ERR_EXPIRED" });
+    expect(String((final.error as { message: string }).message)).toContain("--mqtt-max-age");
+    await settle();
+    expect(tool.json("lab/nl/r").filter((m) => m.done === true)).toHaveLength(1);
+    expect(generations(second)).toEqual([]);
+  }, 120_000);
+});
