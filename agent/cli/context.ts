@@ -5,6 +5,7 @@ import { createLogger, TerminalLogGate } from "../../common/logger.js";
 import type { Logger } from "../../common/logger.js";
 import { applyProcessPriority } from "../host/priority.js";
 import type { PriorityOutcome } from "../host/priority.js";
+import { EXIT_RUNTIME } from "../../common/errors.js";
 
 /**
  * What every command starts with: the config from its four layers, the logger, and the
@@ -58,5 +59,42 @@ export function onSignals(onSignal: (signal: NodeJS.Signals) => void): () => voi
   return () => {
     process.off("SIGINT", handler);
     process.off("SIGTERM", handler);
+  };
+}
+
+/** A signal remembered while the model loads: see {@link holdSignals}. */
+export interface HeldSignals {
+  /** The first SIGINT/SIGTERM that came, if any. */
+  readonly signal: NodeJS.Signals | undefined;
+  /** Stops holding: from here the caller's own handlers take over. */
+  release(): void;
+}
+
+/**
+ * Loading a model takes seconds (minutes for a large one on a slow disk), and Node's default for
+ * SIGTERM and SIGINT is to die by the signal. Until `release`, the first one is remembered (the
+ * command then stops cleanly, exit 0, as soon as the load is done) and a second one exits at once
+ * with the runtime exit code, for a person who does not want to wait.
+ */
+export function holdSignals(logger: Logger): HeldSignals {
+  let signal: NodeJS.Signals | undefined;
+  const handler = (received: NodeJS.Signals) => {
+    if (signal) {
+      process.stderr.write(`${received} again while loading: exiting now\n`);
+      process.exit(EXIT_RUNTIME);
+    }
+    signal = received;
+    logger.warn({ signal }, "stopping as soon as the model has loaded (again to exit at once)");
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return {
+    get signal() {
+      return signal;
+    },
+    release() {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+    },
   };
 }

@@ -61,6 +61,18 @@ export async function runTransports(options: RunOptions): Promise<number> {
     await agent.runtime.dispose();
   };
 
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
+  // Installed before the transports start (a signal then ends the run once they have), and they stay
+  // until the process exits: a second Ctrl-C while stopping must not kill it.
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) logger.warn({ signal }, "already stopping; waiting for in-flight work to end");
+    onSignal(signal);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+
   try {
     for (const factory of options.factories) {
       const transport = await factory(agent, config, logger, started);
@@ -101,16 +113,6 @@ export async function runTransports(options: RunOptions): Promise<number> {
           });
         }),
     );
-  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
-  const signalled = new Promise<string>((resolve) => (onSignal = resolve));
-  // Listeners stay until the process exits: a second Ctrl-C while stopping must not kill it.
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (stopping) logger.warn({ signal }, "already stopping; waiting for in-flight work to end");
-    onSignal(signal);
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
   const stopWatching = watchNpmParent(() => {
     logger.info("the npm that started this agent has ended (npm passes SIGTERM to its sh, not to the agent): stopping as on SIGTERM");
     handler("SIGTERM");

@@ -2,6 +2,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
+import { spawnAgent } from "../helpers/mqttAgent.js";
+import { waitUntil } from "../helpers/wait.js";
 import { rewriteGguf, tempDir } from "../helpers/models.js";
 
 // The real bundle in child processes, with the real node-llama-cpp and a tiny model that
@@ -181,4 +183,29 @@ describe("bad model files exit 2 with the file and the problem, never by a signa
     expect(good.code).toBe(0);
     expect(good.stdout).toMatch(/qwen2/);
   });
+});
+
+describe("a signal while the model loads", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)(
+    "%s stops run cleanly (exit 0) once the load is done; it never dies by the signal",
+    async (signal) => {
+      const agent = spawnAgent([
+        "--model",
+        tiny,
+        "--mlock",
+        "off",
+        "--mqtt",
+        "off",
+        "--state-dir",
+        path.join(dir, "state"),
+        "--log-level",
+        "info",
+      ]);
+      await waitUntil(() => agent.output().includes('"loading model"'), { what: "the agent to start loading", timeoutMs: 30_000 });
+      agent.child.kill(signal);
+      const exited = await agent.exited;
+      expect(exited).toEqual({ code: 0, signal: null });
+      expect(agent.output()).toContain("stopping as soon as the model has loaded");
+    },
+  );
 });

@@ -5,7 +5,7 @@ import { DEMO_NOTICE } from "../../console/consoleText.js";
 import { loadAgent } from "../../service/loadAgent.js";
 import type { CommandSpec } from "../commandSpec.js";
 import { given, seconds, text } from "../commandOption.js";
-import { onSignals } from "../context.js";
+import { holdSignals, onSignals } from "../context.js";
 
 /** `ask`: one question, the answer on stdout, from a model loaded here or a remote agent (`--via`). */
 
@@ -47,7 +47,14 @@ export const askCommand: CommandSpec<AskOptions> = {
       const { askVia } = await import("../../transports/mqtt/askVia.js");
       return askVia({ url: options.via, question, raw, timeout: options.timeout, flags, config, logger });
     }
-    const agent = await loadAgent(config, logger);
+    const held = holdSignals(logger);
+    const agent = await loadAgent(config, logger).finally(() => held.release());
+    if (held.signal) {
+      await agent.instrument?.close();
+      await agent.runtime.dispose();
+      process.stderr.write("(answer cancelled)\n");
+      return EXIT_RUNTIME;
+    }
     if (agent.runtime.info.isDemo && !config.json) process.stderr.write(`${DEMO_NOTICE}\n`);
     const controller = new AbortController();
     const removeSignals = onSignals(() => controller.abort());

@@ -3,7 +3,7 @@ import { settingsIn } from "../../config/settings.js";
 import { loadAgent } from "../../service/loadAgent.js";
 import { createLocalConsole } from "../../transports/registry.js";
 import type { CommandSpec } from "../commandSpec.js";
-import { onSignals } from "../context.js";
+import { holdSignals, onSignals } from "../context.js";
 
 /** `chat`: the local console on this terminal, or on piped input. */
 export const chatCommand: CommandSpec<Record<never, never>> = {
@@ -15,7 +15,14 @@ export const chatCommand: CommandSpec<Record<never, never>> = {
   help: "Input may be piped: each line is a question or a command; `stop`, `/bye` or end of input quits.",
   async run(invocation) {
     const { config, logger, gate } = invocation.setUpConsole();
-    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
+    const held = holdSignals(logger);
+    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) }).finally(() => held.release());
+    if (held.signal) {
+      agent.service.queue.close();
+      await agent.instrument?.close();
+      await agent.runtime.dispose();
+      return EXIT_OK;
+    }
     const console = createLocalConsole(agent, config, logger, [], gate);
     // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
     const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));

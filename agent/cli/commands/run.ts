@@ -1,8 +1,10 @@
+import { EXIT_OK } from "../../../common/errors.js";
 import { settingsIn } from "../../config/settings.js";
 import { runTransports } from "../../service/agentRunner.js";
 import { loadAgent } from "../../service/loadAgent.js";
 import { transportFactories } from "../../transports/registry.js";
 import type { CommandSpec } from "../commandSpec.js";
+import { holdSignals } from "../context.js";
 
 /** `run`: every configured transport until SIGINT/SIGTERM. */
 export const runCommand: CommandSpec<Record<never, never>> = {
@@ -13,7 +15,15 @@ export const runCommand: CommandSpec<Record<never, never>> = {
   options: {},
   async run(invocation) {
     const { config, logger, gate } = invocation.setUpConsole();
-    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) });
+    const held = holdSignals(logger);
+    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) }).finally(() => held.release());
+    if (held.signal) {
+      // Stopped while loading: nothing was served yet, so nothing to say goodbye to.
+      agent.service.queue.close();
+      await agent.instrument?.close();
+      await agent.runtime.dispose();
+      return EXIT_OK;
+    }
     try {
       return await runTransports({ config, logger, agent, factories: transportFactories(gate) });
     } finally {
