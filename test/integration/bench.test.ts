@@ -1,3 +1,4 @@
+import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
@@ -43,7 +44,10 @@ describe("bench", () => {
       "--bench-tokens",
       "8",
     ];
-    const result = await runAgent([...args, "--bench-concurrency", "1,2", "--json"], { timeoutMs: 120_000 });
+    // The journal's temp folder goes under TMPDIR (os.tmpdir()), and is removed at the end.
+    const tmp = path.join(dir, "tmp");
+    mkdirSync(tmp);
+    const result = await runAgent([...args, "--bench-concurrency", "1,2", "--json"], { timeoutMs: 120_000, env: { TMPDIR: tmp } });
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as Record<string, any>;
     expect(report).toMatchObject({
@@ -68,8 +72,22 @@ describe("bench", () => {
       raw: figures,
       inProcess: figures,
       mqtt: { ...figures, broker: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/) },
+      // The same path with the request journal: it really journaled (each question and its final, each synced).
+      mqttJournal: {
+        ...figures,
+        broker: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/),
+        journal: { records: positive, syncs: positive, bytes: positive },
+      },
     });
-    for (const key of ["raw", "inProcess", "mqtt"]) {
+    // Warm-up and one round: two questions journaled, each with its accept and its final synced.
+    expect(report.mqttJournal.journal.records).toBeGreaterThanOrEqual(4);
+    expect(report.mqttJournal.journal.syncs).toBeGreaterThanOrEqual(2);
+    expect(report.ratios.journalGenerationRatio).toBeGreaterThan(0);
+    for (const key of ["journalGenerationRatio", "journalTtftOverheadMs", "journalTtftDifferenceMs"])
+      expect(Number.isFinite(report.ratios[key]), key).toBe(true);
+    expect(readdirSync(tmp).filter((name) => name.startsWith("iagent-bench-journal-"))).toEqual([]);
+    expect(report.ratios.mqttJournalVsLlamaBench).toEqual({ prompt: null, generation: null });
+    for (const key of ["raw", "inProcess", "mqtt", "mqttJournal"]) {
       for (const value of Object.values(report[key] as Record<string, unknown>))
         if (typeof value === "number") expect(value).toBeGreaterThanOrEqual(0);
       expect(report[key].completionTokens).toBeGreaterThan(0);
@@ -90,6 +108,7 @@ describe("bench", () => {
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^node-llama-cpp loop\s+\d/m);
     expect(table.stdout).toMatch(/^agent, MQTT \(client's view\)\s+\(not run\)/m);
+    expect(table.stdout).toMatch(/^agent, MQTT \+ request journal\s+\(not run\)/m);
   });
 
   it("a bad --bench-concurrency or a missing --llama-bench binary is bad usage: exit 2", async () => {

@@ -18,8 +18,9 @@ export type { BenchReport, ConcurrencyFigure } from "./benchReport.js";
 /**
  * `bench` (README, "Speed"): on one model file and thread count, interleaved rounds of
  * llama.cpp's own llama-bench (optional), the plain node-llama-cpp loop, the agent in
- * process, the agent over MQTT as a requesting client sees it, and 1..n concurrent
- * requesters; medians and ratios, as a table or JSON. Timing goals live here, not in tests.
+ * process, the agent over MQTT as a requesting client sees it (without and with the request
+ * journal), and 1..n concurrent requesters; medians and ratios, as a table or JSON. Timing
+ * goals live here, not in tests.
  */
 
 export interface BenchOptions {
@@ -74,15 +75,13 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
   const startToLoadedMs = Math.round(performance.now());
   const service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), { system: "", params: {} });
   let mqtt: BenchMqtt | undefined;
+  let mqttJournal: BenchMqtt | undefined;
   try {
     if (config.mqtt !== "off") {
       const { BenchMqtt } = await import("./benchMqtt.js");
-      mqtt = await BenchMqtt.start({
-        config,
-        service,
-        info: runtime.info,
-        logger,
-      });
+      mqtt = await BenchMqtt.start({ config, service, info: runtime.info, logger });
+      // The same path with the crash-safe request journal `run` keeps: what journaling costs.
+      mqttJournal = await BenchMqtt.start({ config, service, info: runtime.info, logger, journal: true });
     }
     // The system prompt starts with a letter that changes with every request, then a serial
     // number of fixed width, so each prompt differs from the last one on its sequence right
@@ -145,6 +144,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     await raw();
     await inProcess();
     if (mqtt) await mqtt.ask({ ...ask, system: system() });
+    if (mqttJournal) await mqttJournal.ask({ ...ask, system: system() });
 
     const rounds: Round[] = [];
     for (let r = 0; r < options.runs; r++) {
@@ -179,9 +179,21 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       // The loop runs inside the engine: no path between requester and engine to time.
       steps.push(["node-llama-cpp loop", async () => void (round.raw = { ...(await raw()), pathMs: null })]);
       steps.push(["in process", async () => void (round.inProcess = await inProcess())]);
-      if (mqtt) {
-        const client = mqtt;
-        steps.push(["MQTT", async () => void (round.mqtt = await client.ask({ ...ask, system: system() }))]);
+      if (mqtt && mqttJournal) {
+        const [plain, journaled] = [mqtt, mqttJournal];
+        // Without and with the journal one right after the other, which one first alternating
+        // by round (A B, B A, ...): each round's pair sees the same moment of the machine.
+        const pair: Array<() => Promise<void>> = [
+          async () => void (round.mqtt = await plain.ask({ ...ask, system: system() })),
+          async () => void (round.mqttJournal = await journaled.ask({ ...ask, system: system() })),
+        ];
+        if (r % 2 === 1) pair.reverse();
+        steps.push([
+          "MQTT without and with the journal",
+          async () => {
+            for (const one of pair) await one();
+          },
+        ]);
       }
       for (const requesters of options.concurrency) {
         steps.push([`${requesters} requesters`, async () => void round.concurrency.set(requesters, await concurrent(requesters))]);
@@ -205,10 +217,12 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       parallel,
       startToLoadedMs,
       mqtt,
+      mqttJournal,
       enginePeakRssBytes: enginePeak,
       prepared: { model, summary, facts },
     });
   } finally {
+    await mqttJournal?.close();
     await mqtt?.close();
     await runtime.dispose();
   }

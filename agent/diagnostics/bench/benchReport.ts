@@ -2,6 +2,7 @@ import path from "node:path";
 import { round } from "../../../common/format.js";
 import type { EngineRuntime } from "../../engine/modelRuntime.js";
 import { peakRssBytes } from "../../host/processStats.js";
+import type { JournalStats } from "../../service/journal/requestJournal.js";
 import type { prepareModel } from "../../service/loadAgent.js";
 import type { BenchMqtt } from "./benchMqtt.js";
 import type { ReferenceSample } from "./benchReference.js";
@@ -54,6 +55,8 @@ export interface BenchReport {
   raw: SampleMedians;
   inProcess: SampleMedians;
   mqtt: (SampleMedians & { broker: string }) | null;
+  /** The same MQTT path with the crash-safe request journal (`run`'s), in a temp folder; its counters at the end. */
+  mqttJournal: (SampleMedians & { broker: string; journal: JournalStats | null }) | null;
   concurrency: ConcurrencyFigure[];
   ratios: {
     rawVsLlamaBench: { prompt: number | null; generation: number | null };
@@ -69,6 +72,18 @@ export interface BenchReport {
     mqttTtftOverheadMs: number | null;
     /** Median MQTT TTFT minus median in-process TTFT, ms: the same question without the pairing. */
     mqttTtftMedianDifferenceMs: number | null;
+    mqttJournalVsLlamaBench: { prompt: number | null; generation: number | null };
+    /** MQTT generation tokens/s with the journal over without: the median of each round's own ratio. */
+    journalGenerationRatio: number | null;
+    /**
+     * What the journal adds to the time to first token, ms: the median over rounds of the
+     * journaled request's path time minus the plain MQTT request's (each request's TTFT paired
+     * with the engine's own TTFT, as for mqttTtftOverheadMs; the journal's fdatasync of the
+     * question comes before the engine starts, so it is in the path time).
+     */
+    journalTtftOverheadMs: number | null;
+    /** The median over rounds of the journaled request's TTFT minus the plain one's, ms: the same without the pairing. */
+    journalTtftDifferenceMs: number | null;
     /** Aggregate generation with the most requesters over one requester. */
     concurrencySpeedup: number | null;
   };
@@ -80,6 +95,7 @@ export interface Round {
   raw?: Sample;
   inProcess?: Sample;
   mqtt?: Sample;
+  mqttJournal?: Sample;
   concurrency: Map<number, { aggregate: number; endToEnd: number; perRequester: number; ttftMs: number }>;
   batchedReference?: Map<number, number>;
 }
@@ -95,6 +111,7 @@ export interface ReportInput {
   parallel: number;
   startToLoadedMs: number;
   mqtt: BenchMqtt | undefined;
+  mqttJournal: BenchMqtt | undefined;
   prepared: Pick<Awaited<ReturnType<typeof prepareModel>>, "model" | "summary" | "facts">;
 }
 
@@ -112,6 +129,22 @@ export function benchReport(input: ReportInput): BenchReport {
   const inProcess = medians(defined(rounds.map((r) => r.inProcess)));
   const mqttSamples = defined(rounds.map((r) => r.mqtt));
   const mqtt = input.mqtt && mqttSamples.length ? { ...medians(mqttSamples), broker: input.mqtt.url } : null;
+  const journalSamples = defined(rounds.map((r) => r.mqttJournal));
+  const mqttJournal =
+    input.mqttJournal && journalSamples.length
+      ? { ...medians(journalSamples), broker: input.mqttJournal.url, journal: input.mqttJournal.journalStats }
+      : null;
+  // Per round, like the ratios to llama-bench: the two requests of a round ran one after the other.
+  const pairs = rounds.flatMap((r) => (r.mqtt && r.mqttJournal ? [{ plain: r.mqtt, journaled: r.mqttJournal }] : []));
+  const pathPairs = pairs.filter((p) => p.plain.pathMs !== null && p.journaled.pathMs !== null);
+  const journalGenerationRatio = pairs.length
+    ? median(
+        pairs.map((p) => ratio(p.journaled.tokensPerSecond, p.plain.tokensPerSecond) ?? Number.NaN),
+        3,
+      )
+    : null;
+  const journalTtftOverheadMs = pathPairs.length ? median(pathPairs.map((p) => p.journaled.pathMs! - p.plain.pathMs!)) : null;
+  const journalTtftDifferenceMs = pairs.length ? median(pairs.map((p) => p.journaled.ttftMs - p.plain.ttftMs)) : null;
   const single = median(rounds.map((r) => r.concurrency.get(1)?.aggregate ?? Number.NaN));
   const concurrency = options.concurrency.map((requesters) => {
     const figures = defined(rounds.map((r) => r.concurrency.get(requesters)));
@@ -189,6 +222,7 @@ export function benchReport(input: ReportInput): BenchReport {
     raw,
     inProcess,
     mqtt,
+    mqttJournal,
     concurrency,
     ratios: {
       rawVsLlamaBench: perRound((r) => r.raw),
@@ -197,6 +231,10 @@ export function benchReport(input: ReportInput): BenchReport {
       mqttVsInProcess: versus(mqtt, inProcess),
       mqttTtftOverheadMs: mqtt && mqtt.pathMs !== null && inProcess.pathMs !== null ? round(mqtt.pathMs - inProcess.pathMs) : null,
       mqttTtftMedianDifferenceMs: mqtt ? round(mqtt.ttftMs - inProcess.ttftMs) : null,
+      mqttJournalVsLlamaBench: perRound((r) => r.mqttJournal),
+      journalGenerationRatio,
+      journalTtftOverheadMs,
+      journalTtftDifferenceMs,
       concurrencySpeedup: most && most.requesters > 1 ? most.vsSingle : null,
     },
   };
@@ -227,10 +265,18 @@ export function renderBench(r: BenchReport): string {
   lines.push(row("node-llama-cpp loop", r.raw, r.ratios.rawVsLlamaBench));
   lines.push(row("agent, in process", r.inProcess, r.ratios.inProcessVsLlamaBench));
   lines.push(row("agent, MQTT (client's view)", r.mqtt, r.ratios.mqttVsLlamaBench));
+  lines.push(row("agent, MQTT + request journal", r.mqttJournal, r.ratios.mqttJournalVsLlamaBench));
   if (r.mqtt)
     lines.push(
       `MQTT vs in process: prompt ${fmt(r.ratios.mqttVsInProcess.prompt, 3)}, gen ${fmt(r.ratios.mqttVsInProcess.generation, 3)}, TTFT +${fmt(r.ratios.mqttTtftOverheadMs, 2)} ms paired with the engine's own TTFT (medians differ by ${fmt(r.ratios.mqttTtftMedianDifferenceMs)} ms; ${r.mqtt.broker})`,
     );
+  if (r.mqttJournal) {
+    const j = r.mqttJournal.journal;
+    lines.push(
+      `request journal vs none over MQTT: gen ${fmt(r.ratios.journalGenerationRatio, 3)}, TTFT +${fmt(r.ratios.journalTtftOverheadMs, 2)} ms paired (TTFTs differ by ${fmt(r.ratios.journalTtftDifferenceMs)} ms); ` +
+        `medians of per-round pairs; ${j ? `${j.records} records, ${j.syncs} fdatasyncs` : "journal not opened"}`,
+    );
+  }
   lines.push(
     "",
     `${"requesters".padEnd(12)}${"aggregate gen tok/s".padStart(21)}${"end to end".padStart(12)}${"each tok/s".padStart(12)}${"TTFT ms".padStart(9)}${"vs 1".padStart(8)}${"batched-bench".padStart(15)}${"vs it".padStart(8)}`,
