@@ -6,6 +6,8 @@ import type { Logger } from "../../common/logger.js";
 import { applyProcessPriority } from "../host/priority.js";
 import type { PriorityOutcome } from "../host/priority.js";
 import { EXIT_RUNTIME } from "../../common/errors.js";
+import { loadAgent } from "../service/loadAgent.js";
+import type { LoadedAgent } from "../service/loadAgent.js";
 
 /**
  * What every command starts with: the config from its four layers, the logger, and the
@@ -97,4 +99,18 @@ export function holdSignals(logger: Logger): HeldSignals {
       process.off("SIGTERM", handler);
     },
   };
+}
+
+/**
+ * `loadAgent` with signals held (see {@link holdSignals}): the agent, or undefined, with
+ * everything already disposed, when a SIGINT or SIGTERM came while it loaded.
+ */
+export async function loadAgentUnlessStopped(context: Context, options: { showProgress?: boolean } = {}): Promise<LoadedAgent | undefined> {
+  const held = holdSignals(context.logger);
+  const agent = await loadAgent(context.config, context.logger, options).finally(() => held.release());
+  if (!held.signal) return agent;
+  agent.service.queue.close();
+  await agent.instrument?.close();
+  await agent.runtime.dispose();
+  return undefined;
 }

@@ -2,10 +2,9 @@ import { readFileSync } from "node:fs";
 import { AgentError, EXIT_OK, EXIT_RUNTIME } from "../../../common/errors.js";
 import { settingsIn } from "../../config/settings.js";
 import { DEMO_NOTICE } from "../../console/consoleText.js";
-import { loadAgent } from "../../service/loadAgent.js";
 import type { CommandSpec } from "../commandSpec.js";
 import { given, seconds, text } from "../commandOption.js";
-import { holdSignals, onSignals } from "../context.js";
+import { loadAgentUnlessStopped, onSignals } from "../context.js";
 
 /** `ask`: one question, the answer on stdout, from a model loaded here or a remote agent (`--via`). */
 
@@ -40,18 +39,16 @@ export const askCommand: CommandSpec<AskOptions> = {
   help: 'Examples:\n  instrument-agent ask --model demo --temperature 0 --max-tokens 16 "你好"\n  instrument-agent ask --via mqtt://127.0.0.1:1883 --agent-id analyzer-1 "What is RBW?"',
   async run({ args, options, flags, setUp }) {
     const { raw } = options;
-    const { config, logger } = setUp();
+    const context = setUp();
+    const { config, logger } = context;
     const question = readQuestion(args);
     if (question === "") throw new AgentError("IA_ERR_USAGE", "ask: the question is empty");
     if (options.via !== undefined) {
       const { askVia } = await import("../../transports/mqtt/askVia.js");
       return askVia({ url: options.via, question, raw, timeout: options.timeout, flags, config, logger });
     }
-    const held = holdSignals(logger);
-    const agent = await loadAgent(config, logger).finally(() => held.release());
-    if (held.signal) {
-      await agent.instrument?.close();
-      await agent.runtime.dispose();
+    const agent = await loadAgentUnlessStopped(context);
+    if (!agent) {
       process.stderr.write("(answer cancelled)\n");
       return EXIT_RUNTIME;
     }

@@ -1,9 +1,8 @@
 import { EXIT_OK } from "../../../common/errors.js";
 import { settingsIn } from "../../config/settings.js";
-import { loadAgent } from "../../service/loadAgent.js";
 import { createLocalConsole } from "../../transports/registry.js";
 import type { CommandSpec } from "../commandSpec.js";
-import { holdSignals, onSignals } from "../context.js";
+import { loadAgentUnlessStopped, onSignals } from "../context.js";
 
 /** `chat`: the local console on this terminal, or on piped input. */
 export const chatCommand: CommandSpec<Record<never, never>> = {
@@ -14,15 +13,10 @@ export const chatCommand: CommandSpec<Record<never, never>> = {
   options: {},
   help: "Input may be piped: each line is a question or a command; `stop`, `/bye` or end of input quits.",
   async run(invocation) {
-    const { config, logger, gate } = invocation.setUpConsole();
-    const held = holdSignals(logger);
-    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) }).finally(() => held.release());
-    if (held.signal) {
-      agent.service.queue.close();
-      await agent.instrument?.close();
-      await agent.runtime.dispose();
-      return EXIT_OK;
-    }
+    const context = invocation.setUpConsole();
+    const { config, logger, gate } = context;
+    const agent = await loadAgentUnlessStopped(context, { showProgress: Boolean(process.stderr.isTTY) });
+    if (!agent) return EXIT_OK;
     const console = createLocalConsole(agent, config, logger, [], gate);
     // On a TTY readline turns Ctrl-C into its own event; these catch piped input and SIGTERM.
     const removeSignals = onSignals((signal) => (signal === "SIGINT" ? console.interrupt() : console.quit()));

@@ -1,10 +1,9 @@
 import { EXIT_OK } from "../../../common/errors.js";
 import { settingsIn } from "../../config/settings.js";
 import { runTransports } from "../../service/agentRunner.js";
-import { loadAgent } from "../../service/loadAgent.js";
 import { transportFactories } from "../../transports/registry.js";
 import type { CommandSpec } from "../commandSpec.js";
-import { holdSignals } from "../context.js";
+import { loadAgentUnlessStopped } from "../context.js";
 
 /** `run`: every configured transport until SIGINT/SIGTERM. */
 export const runCommand: CommandSpec<Record<never, never>> = {
@@ -14,16 +13,11 @@ export const runCommand: CommandSpec<Record<never, never>> = {
   settings: [...settingsIn("model", "host", "generation", "mqtt", "broker", "serial", "instrument"), "color"],
   options: {},
   async run(invocation) {
-    const { config, logger, gate } = invocation.setUpConsole();
-    const held = holdSignals(logger);
-    const agent = await loadAgent(config, logger, { showProgress: Boolean(process.stderr.isTTY) }).finally(() => held.release());
-    if (held.signal) {
-      // Stopped while loading: nothing was served yet, so nothing to say goodbye to.
-      agent.service.queue.close();
-      await agent.instrument?.close();
-      await agent.runtime.dispose();
-      return EXIT_OK;
-    }
+    const context = invocation.setUpConsole();
+    const { config, logger, gate } = context;
+    const agent = await loadAgentUnlessStopped(context, { showProgress: Boolean(process.stderr.isTTY) });
+    // Stopped while loading: nothing was served yet, so nothing to say goodbye to.
+    if (!agent) return EXIT_OK;
     try {
       return await runTransports({ config, logger, agent, factories: transportFactories(gate) });
     } finally {
