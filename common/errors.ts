@@ -106,6 +106,11 @@ export const ERROR_CODES = {
     exit: EXIT_RUNTIME,
     summary: "the instrument did not reply in time; the message carries its drained SYST:ERR? queue",
   },
+  IA_ERR_SCPI_REPLY: {
+    exit: EXIT_RUNTIME,
+    summary:
+      "the instrument's reply cannot be read: a trace value that is not a number, an unknown :FORM? reply, or a binary block that is indefinite (#0), truncated or of the wrong length",
+  },
   IA_ERR_BENCH_REFERENCE: {
     exit: EXIT_RUNTIME,
     summary: "`bench --llama-bench`: the llama-bench binary failed or printed no pp/tg figures; the message carries its last lines",

@@ -62,6 +62,7 @@ const KNOWN_MNEMONICS = [
   "FETCh",
   "DATA",
   "FORMat",
+  "BORDer",
   "TRIGger",
   "SOURce",
   "UNIT",
@@ -92,7 +93,18 @@ export const DEFAULT_SCPI_ALLOWLIST: readonly string[] = [
   ":CALC:MARK1:Y?",
   ":INST:SEL?",
   ":CONF?",
+  ":FORM?",
+  ":FORM:BORD?",
 ];
+
+/**
+ * The only queries with a parameter, and the parameters they take: the trace read
+ * (README, "Firmware bridge"). Such a query must be alone on its line, so its reply (a
+ * binary block, perhaps) is the line's only reply.
+ */
+const PARAMETER_QUERIES: ReadonlyMap<string, { pattern: RegExp; expected: string }> = new Map([
+  ["TRAC:DATA?", { pattern: /^TRACE[1-6]$/i, expected: "exactly one trace name, TRACE1 to TRACE6" }],
+]);
 
 /** Why a command that would change state is refused, by canonical header. */
 const STATE_CHANGERS: [RegExp, string][] = [
@@ -184,6 +196,7 @@ function withoutOptionalNodes(nodes: string[]): string[] {
   if (scale > 0 && out[scale - 1] === "Y") drop(scale);
   if (out[0] === "SYST" && out[1] === "ERR" && out[2] === "NEXT") drop(2);
   if (out[0] === "INIT" && out[1] === "IMM") drop(1);
+  if (out[0] === "FORM" && out[1] === "DATA") drop(1);
   return out;
 }
 
@@ -261,7 +274,8 @@ export class ScpiAllowlist {
     const refusals: ScpiRefusal[] = [];
     const queries: ScpiQuery[] = [];
     let parentPath: string[] = [];
-    for (const rawPart of line.split(";")) {
+    const parts = line.split(";");
+    for (const rawPart of parts) {
       const part = rawPart.trim();
       if (part === "") {
         refusals.push({ part: line, reason: "it has an empty command between semicolons" });
@@ -282,6 +296,16 @@ export class ScpiAllowlist {
           part,
           reason: `it would change instrument state (${changer ? changer[1] : "a command without '?' sets a value"})`,
         });
+      } else if (PARAMETER_QUERIES.has(canonical)) {
+        const { pattern, expected } = PARAMETER_QUERIES.get(canonical)!;
+        const param = params.join(" ");
+        if (params.length !== 1 || !pattern.test(param)) {
+          refusals.push({ part, reason: `${canonical} takes ${expected}${param === "" ? "" : `, not ${JSON.stringify(param)}`}` });
+        } else if (parts.length > 1) {
+          refusals.push({ part, reason: `${canonical} must be alone on its line` });
+        } else {
+          queries.push({ text: part, canonical, wire: `:${canonical} ${param.toUpperCase()}` });
+        }
       } else if (params.length > 0) {
         refusals.push({ part, reason: "a query with parameters is not on the read-only allowlist" });
       } else if (!this.#allowed.has(canonical)) {

@@ -1,4 +1,6 @@
 import { parseHeader } from "./scpiAllowlist.js";
+import { encodeTraceBlock } from "./trace.js";
+import type { TraceFormat } from "./trace.js";
 
 /**
  * A simulated swept spectrum analyzer (Keysight X-Series style) for demos and tests. It
@@ -10,6 +12,13 @@ import { parseHeader } from "./scpiAllowlist.js";
  *   (span 0 keeps the last RBW);
  * - VBW = RBW;
  * - sweep time = max(1 ms, K * span / (RBW * min(RBW, VBW))) with K = 2.5.
+ *
+ * Its trace (`:TRAC:DATA? TRACE1`..`TRACE6`, all alike) holds TONES over a noise floor of
+ * -150 dBm/Hz + 10 log10(RBW), seen through a Gaussian RBW filter (-3 dB at RBW/2) and a
+ * positive-peak detector (each point shows the strongest response in its bucket), with a
+ * deterministic +-1 dB jitter on the noise. It is sent as `:FORM?` says: ASCII, or a
+ * REAL,32 / REAL,64 block in the `:FORM:BORD?` byte order. `receive` returns a block as a
+ * latin1 string (one character per byte): write it with `Buffer.from(reply, "latin1")`.
  */
 
 export const SIM_IDN = "Keysight Technologies,N9020A,SIM00001,A.99.99";
@@ -19,9 +28,12 @@ export const MIN_SWEEP_TIME_S = 1e-3;
 const MAX_FREQ_HZ = 26.5e9;
 const RBW_MIN_HZ = 1;
 const RBW_MAX_HZ = 3e6;
-/** A CW tone the marker can find: 1 GHz at -20 dBm over a -150 dBm/Hz noise floor. */
-const TONE = { freq: 1e9, level: -20 };
-const NOISE_DBM_PER_HZ = -150;
+/** A CW tone the marker can find: 1 GHz at -20 dBm over a -150 dBm/Hz noise floor, and a weaker one. */
+export const TONES: readonly { freq: number; level: number }[] = [
+  { freq: 1e9, level: -20 },
+  { freq: 1.025e9, level: -60 },
+];
+export const NOISE_DBM_PER_HZ = -150;
 
 export interface AnalyzerSettings {
   center: number;
@@ -36,6 +48,7 @@ export interface AnalyzerSettings {
   refLevel: number;
   markerX: number;
   continuous: boolean;
+  format: TraceFormat;
 }
 
 const PRESET: AnalyzerSettings = {
@@ -51,6 +64,7 @@ const PRESET: AnalyzerSettings = {
   refLevel: 0,
   markerX: 1e9,
   continuous: true,
+  format: { form: "ASC", byteOrder: "NORM" },
 };
 
 /** Nearest value of the 1-3-10 sequence (1, 3, 10, 30, ...) on a log scale. */
@@ -111,7 +125,7 @@ export class SpectrumAnalyzerSimulator {
   /** Every line received, in order, exactly as it arrived (without its terminator). */
   readonly received: string[] = [];
   readonly #errors: string[] = [];
-  #settings: AnalyzerSettings = { ...PRESET };
+  #settings: AnalyzerSettings = { ...PRESET, format: { ...PRESET.format } };
   readonly #onReceive: ((line: string) => void) | undefined;
 
   constructor(options: { onReceive?: (line: string) => void } = {}) {
@@ -121,7 +135,7 @@ export class SpectrumAnalyzerSimulator {
 
   /** A copy of the current settings. */
   get settings(): AnalyzerSettings {
-    return { ...this.#settings };
+    return { ...this.#settings, format: { ...this.#settings.format } };
   }
 
   /** The error queue, oldest first (not popped). */
@@ -147,7 +161,7 @@ export class SpectrumAnalyzerSimulator {
       if (!parsed.isCommon) parentPath = parsed.fullNodes.slice(0, -1);
       const name = parsed.nodes.join(":");
       try {
-        if (parsed.isQuery) replies.push(this.#query(name));
+        if (parsed.isQuery) replies.push(this.#query(name, rest.join(" ")));
         else this.#set(name, rest.join(" "));
       } catch (error) {
         if (!(error instanceof ScpiError)) throw error;
@@ -163,8 +177,12 @@ export class SpectrumAnalyzerSimulator {
     if (this.#errors.length < 100) this.#errors.push(entry);
   }
 
-  #query(name: string): string {
+  #query(name: string, param: string): string {
     const s = this.#settings;
+    if (name === "TRAC:DATA") {
+      if (!/^TRACE[1-6]$/i.test(param.trim())) throw new ScpiError(BAD_PARAMETER);
+      return this.#traceReply();
+    }
     switch (name) {
       case "*IDN":
         return SIM_IDN;
@@ -206,6 +224,10 @@ export class SpectrumAnalyzerSimulator {
         return "SAN";
       case "INIT:CONT":
         return s.continuous ? "1" : "0";
+      case "FORM":
+        return s.format.form === "ASC" ? "ASC,8" : s.format.form;
+      case "FORM:BORD":
+        return s.format.byteOrder;
       default:
         throw new ScpiError(UNDEFINED_HEADER);
     }
@@ -226,7 +248,7 @@ export class SpectrumAnalyzerSimulator {
     switch (name) {
       case "*RST":
       case "SYST:PRES":
-        this.#settings = { ...PRESET };
+        this.#settings = { ...PRESET, format: { ...PRESET.format } };
         break;
       case "*CLS":
         this.#errors.length = 0;
@@ -284,6 +306,21 @@ export class SpectrumAnalyzerSimulator {
       case "CALC:MARK:X":
         s.markerX = clamp(number(), 0, MAX_FREQ_HZ);
         break;
+      case "FORM": {
+        const form = param.replace(/\s+/g, "").toUpperCase();
+        if (/^ASC(II)?(,8)?$/.test(form)) s.format.form = "ASC";
+        else if (form === "REAL" || form === "REAL,32") s.format.form = "REAL,32";
+        else if (form === "REAL,64") s.format.form = "REAL,64";
+        else throw new ScpiError(BAD_PARAMETER);
+        break;
+      }
+      case "FORM:BORD": {
+        const order = param.trim().toUpperCase();
+        if (order === "NORM" || order === "NORMAL") s.format.byteOrder = "NORM";
+        else if (order === "SWAP" || order === "SWAPPED") s.format.byteOrder = "SWAP";
+        else throw new ScpiError(BAD_PARAMETER);
+        break;
+      }
       default:
         throw new ScpiError(UNDEFINED_HEADER);
     }
@@ -300,9 +337,44 @@ export class SpectrumAnalyzerSimulator {
   #markerLevel(): number {
     const s = this.#settings;
     const noise = NOISE_DBM_PER_HZ + 10 * Math.log10(s.rbw);
-    const toneVisible = Math.abs(s.markerX - TONE.freq) <= s.rbw && Math.abs(TONE.freq - s.center) <= s.span / 2;
-    return Math.round((toneVisible ? Math.max(TONE.level, noise) : noise) * 100) / 100;
+    const visible = TONES.filter((tone) => Math.abs(s.markerX - tone.freq) <= s.rbw && Math.abs(tone.freq - s.center) <= s.span / 2);
+    return Math.round(Math.max(noise, ...visible.map((tone) => tone.level)) * 100) / 100;
   }
+
+  /** The trace in dBm, one value per sweep point from start to stop. */
+  trace(): number[] {
+    const s = this.#settings;
+    const n = s.points;
+    const start = s.center - s.span / 2;
+    const step = n > 1 ? s.span / (n - 1) : 0;
+    const noiseMw = 10 ** ((NOISE_DBM_PER_HZ + 10 * Math.log10(s.rbw)) / 10);
+    const points: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const freq = start + i * step;
+      let mw = noiseMw * 10 ** (jitterDb(i) / 10);
+      for (const tone of TONES) {
+        // The peak detector sees the point of its bucket nearest the tone.
+        const offset = Math.max(0, Math.abs(freq - tone.freq) - step / 2);
+        const attenuation = 3.0103 * (offset / (s.rbw / 2)) ** 2;
+        if (attenuation < 200) mw += 10 ** ((tone.level - attenuation) / 10);
+      }
+      points.push(10 * Math.log10(mw));
+    }
+    return points;
+  }
+
+  #traceReply(): string {
+    const { form, byteOrder } = this.#settings.format;
+    const points = this.trace();
+    if (form === "ASC") return points.map((value) => formatScpiReal(Math.round(value * 1000) / 1000)).join(",");
+    return encodeTraceBlock(points, form, byteOrder).toString("latin1");
+  }
+}
+
+/** A repeatable +-1 dB per point, so the noise looks like noise and tests stay exact. */
+function jitterDb(index: number): number {
+  const x = Math.sin(index * 12.9898 + 78.233) * 43758.5453;
+  return 2 * (x - Math.floor(x)) - 1;
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -48,7 +48,7 @@ export async function startSimulatorServer(options: SimulatorServerOptions = {})
       "data",
       lineFeeder((line) => {
         const reply = simulator.receive(line);
-        if (reply !== undefined && !socket.destroyed) socket.write(`${reply}\n`);
+        if (reply !== undefined && !socket.destroyed) socket.write(`${reply}\n`, "latin1");
       }),
     );
   });
@@ -98,7 +98,8 @@ export async function serveSimulatorOnSerial(serial: SerialLink, options: Serial
   const prologix = options.prologixAddress;
   const adapter = { addr: -1, auto: true, mode: 0 };
   const replies = new LineReader();
-  const write = (text: string) => void serial.write(text).catch(() => undefined);
+  // latin1: a binary trace block is one character per byte.
+  const write = (text: string) => void serial.write(Buffer.from(text, "latin1")).catch(() => undefined);
   const onLine = (raw: string) => {
     if (prologix === undefined) {
       const reply = simulator.receive(raw);

@@ -70,6 +70,47 @@ describe("the read-only SCPI allowlist", () => {
     }
   });
 
+  it.each([
+    [":TRAC:DATA? TRACE1", ":TRAC:DATA? TRACE1"],
+    [":TRACe:DATA? TRACE6", ":TRAC:DATA? TRACE6"],
+    ["trace:data? trace3", ":TRAC:DATA? TRACE3"],
+    [":TRAC1:DATA?   TRACE2", ":TRAC:DATA? TRACE2"],
+    [":FORM?", ":FORM?"],
+    [":FORMat:DATA?", ":FORM?"],
+    [":FORM:BORD?", ":FORM:BORD?"],
+    [":FORMat:BORDer?", ":FORM:BORD?"],
+  ])("accepts the trace read and format query %j, sent as %j", (line, wire) => {
+    const result = allowlist.check(line);
+    expect(result.ok && result.queries.map((q) => q.wire)).toEqual([wire]);
+  });
+
+  it.each([
+    [":TRAC:DATA? TRACE7", 'TRAC:DATA? takes exactly one trace name, TRACE1 to TRACE6, not "TRACE7"'],
+    [":TRAC:DATA? TRACE0", 'not "TRACE0"'],
+    [":TRAC:DATA? ALL", 'not "ALL"'],
+    [":TRAC:DATA? TRACE", 'not "TRACE"'],
+    [":TRAC:DATA? TRACE1,TRACE2", 'not "TRACE1,TRACE2"'],
+    [":TRAC:DATA? TRACE1 TRACE2", 'not "TRACE1 TRACE2"'],
+    [":TRAC:DATA?", "takes exactly one trace name, TRACE1 to TRACE6"],
+    [":TRAC:DATA? TRACE1;*IDN?", "must be alone on its line"],
+    ["*IDN?;:TRAC:DATA? TRACE1", "must be alone on its line"],
+    [":TRAC:DATA? TRACE1;:FREQ:CENT 1e9", "would change instrument state"],
+    [":TRAC:DATA TRACE1,-90", "would change instrument state"],
+    [":FORM ASC", "would change instrument state"],
+    [":FORM REAL,32", "would change instrument state"],
+    [":FORMat:DATA REAL,64", "would change instrument state"],
+    [":FORM:BORD SWAP", "would change instrument state"],
+    [":FORM? ASC", "parameters"],
+    [":TRAC? TRACE1", "parameters"],
+  ])("refuses the trace or format line %j naming why", (line, why) => {
+    const result = allowlist.check(line);
+    expect(result.ok).toBe(false);
+    if (!result.ok) {
+      expect(result.message).toContain(why);
+      expect(result.message).toContain("Nothing was sent");
+    }
+  });
+
   it("refuses the whole line, even the allowlisted part", () => {
     const result = allowlist.check("*IDN?;*RST;:FREQ:SPAN?");
     expect(result.ok).toBe(false);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { parseTraceData } from "../../firmware-bridge/trace.js";
 import {
   autoRbw,
   formatScpiReal,
@@ -108,5 +109,52 @@ describe("the simulated swept spectrum analyzer", () => {
     expect(num(sim, ":CALC:MARK1:Y?")).toBe(-20);
     sim.receive(":CALC:MARK1:X 1.02 GHz");
     expect(num(sim, ":CALC:MARK1:Y?")).toBe(-90);
+  });
+
+  it("reports and accepts the trace format; *RST restores ASCII, big-endian", () => {
+    const sim = new SpectrumAnalyzerSimulator();
+    expect(sim.receive(":FORM?")).toBe("ASC,8");
+    expect(sim.receive(":FORM:BORD?")).toBe("NORM");
+    sim.receive(":FORM REAL,32;:FORM:BORD SWAP");
+    expect(sim.receive(":FORMat:DATA?")).toBe("REAL,32");
+    expect(sim.receive(":FORM:BORD?")).toBe("SWAP");
+    sim.receive(":FORM:DATA REAL,64");
+    expect(sim.receive(":FORM?")).toBe("REAL,64");
+    sim.receive(":FORM INT,32");
+    expect(sim.receive(":SYST:ERR?")).toBe('-224,"Illegal parameter value"');
+    sim.receive("*RST");
+    expect(sim.settings.format).toEqual({ form: "ASC", byteOrder: "NORM" });
+  });
+
+  it("serves one trace point per sweep point, its tones through the RBW filter", () => {
+    const sim = new SpectrumAnalyzerSimulator();
+    sim.receive(":SWE:POIN 201");
+    const points = parseTraceData(Buffer.from(sim.receive(":TRAC:DATA? TRACE1")!), { form: "ASC", byteOrder: "NORM" });
+    expect(points).toHaveLength(201);
+    // 0.95 to 1.05 GHz in 500 kHz steps: the tones fall on points 100 and 150.
+    expect(points[100]).toBeCloseTo(-20, 2);
+    expect(points[150]).toBeCloseTo(-60, 1);
+    expect(Math.max(...points.slice(0, 90))).toBeLessThan(-88);
+    expect(sim.receive(":TRAC:DATA? TRACE6")).toBe(sim.receive(":TRAC:DATA? TRACE1"));
+    expect(sim.receive(":TRAC:DATA? TRACE7")).toBeUndefined();
+    expect(sim.receive(":SYST:ERR?")).toBe('-224,"Illegal parameter value"');
+  });
+
+  it("its noise floor rises 10 dB per decade of RBW", () => {
+    const floorAt = (rbw: string) => {
+      const sim = new SpectrumAnalyzerSimulator();
+      sim.receive(`:BAND ${rbw};:FORM REAL,32`);
+      const points = parseTraceData(Buffer.from(sim.receive(":TRAC:DATA? TRACE1")!, "latin1"), { form: "REAL,32", byteOrder: "NORM" });
+      return [...points].sort((a, b) => a - b)[points.length >> 1]!;
+    };
+    expect(floorAt("1 MHz")).toBeCloseTo(-90, 0);
+    expect(floorAt("100 kHz")).toBeCloseTo(-100, 0);
+    expect(floorAt("10 kHz")).toBeCloseTo(-110, 0);
+  });
+
+  it("its marker also finds the weaker tone at 1.025 GHz", () => {
+    const sim = new SpectrumAnalyzerSimulator();
+    sim.receive(":CALC:MARK1:X 1.025 GHz");
+    expect(num(sim, ":CALC:MARK1:Y?")).toBe(-60);
   });
 });
