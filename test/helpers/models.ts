@@ -61,3 +61,8 @@ export async function rewriteGguf(
   });
   return target;
 }
+
+/** How integration tests run the agent on a synthetic model: that file, no mlock, one thread (the other core is the test's). */
+export function modelArgs(model: string): string[] {
+  return ["--model", model, "--mlock", "off", "--threads", "1"];
+}

@@ -2,7 +2,7 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
 import type { RunResult } from "../helpers/bundle.js";
-import { tempDir } from "../helpers/models.js";
+import { modelArgs, tempDir } from "../helpers/models.js";
 import { spawnAgent } from "../helpers/mqttAgent.js";
 import type { AgentProcess } from "../helpers/mqttAgent.js";
 import { PtyPair, PtyTerminal, requireSocat } from "../helpers/socat.js";
@@ -15,7 +15,7 @@ import { PtyPair, PtyTerminal, requireSocat } from "../helpers/socat.js";
 const dir = tempDir("iagent-agree-");
 const model = path.join(dir, "tiny.gguf");
 const PROMPT = "\r\n> ";
-const COMMON = ["--model", model, "--mlock", "off", "--threads", "1", "--temperature", "0", "--seed", "1", "--max-tokens", "8"];
+const COMMON = [...modelArgs(model), "--temperature", "0", "--seed", "1", "--max-tokens", "8"];
 
 /** Typed in this order on both consoles; the serial one gets `/status` after `stop` as well. */
 const SCRIPT = [

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { unbuiltCheckout } from "../helpers/bundle.js";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 
 // A checkout that was never built (no dist/), as `npm ci && npm start` meets it: the engine
 // child process must run the same source as the agent, not a bundle that is not there.
@@ -41,12 +41,7 @@ describe("the engine process from a checkout without a build", () => {
   it("answers with the default engine, and there is still no dist/", async () => {
     const result = await runFromSource([
       "ask",
-      "--model",
-      model,
-      "--mlock",
-      "off",
-      "--threads",
-      "1",
+      ...modelArgs(model),
       "--temperature",
       "0",
       "--seed",
@@ -71,7 +66,7 @@ describe("the engine process from a checkout without a build", () => {
     const marker = `engine-from-source-${process.pid}`;
     writeFileSync(worker, `${original}\nprocess.stderr.write("${marker}\\n");\n`);
     try {
-      const result = await runFromSource(["ask", "--model", model, "--mlock", "off", "--threads", "1", "--max-tokens", "4", "hello"]);
+      const result = await runFromSource(["ask", ...modelArgs(model), "--max-tokens", "4", "hello"]);
       expect(result.code).toBe(0);
       expect(result.stderr).toContain(marker);
     } finally {

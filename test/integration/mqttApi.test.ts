@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, testClient, waitForStatus } from "../helpers/mqttAgent.js";
@@ -19,12 +19,7 @@ let model: string;
 const base = "instrument-agent/api-a";
 
 const agentArgs = (url: string) => [
-  "--model",
-  model,
-  "--mlock",
-  "off",
-  "--threads",
-  "1",
+  ...modelArgs(model),
   "--context",
   "4096",
   "--temperature",

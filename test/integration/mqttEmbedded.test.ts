@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { freePort, requireMosquittoClients, waitForPort } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
 import type { AgentProcess } from "../helpers/mqttAgent.js";
@@ -31,12 +31,7 @@ beforeAll(async () => {
   port = await freePort();
   agent = spawnAgent(
     [
-      "--model",
-      model,
-      "--mlock",
-      "off",
-      "--threads",
-      "1",
+      ...modelArgs(model),
       "--max-tokens",
       "8",
       "--temperature",
@@ -98,24 +93,9 @@ describe("the embedded broker", () => {
   });
 
   it("refuses to listen beyond loopback without a login (exit 2, naming the setting)", async () => {
-    const result = await runAgent(
-      [
-        "run",
-        "--model",
-        model,
-        "--mlock",
-        "off",
-        "--threads",
-        "1",
-        "--mqtt",
-        "embedded",
-        "--mqtt-bind",
-        "0.0.0.0:0",
-        "--log-level",
-        "error",
-      ],
-      { timeoutMs: 60_000 },
-    );
+    const result = await runAgent(["run", ...modelArgs(model), "--mqtt", "embedded", "--mqtt-bind", "0.0.0.0:0", "--log-level", "error"], {
+      timeoutMs: 60_000,
+    });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("--mqtt-bind 0.0.0.0:0");
     expect(result.stderr).toContain("mqttUsername");

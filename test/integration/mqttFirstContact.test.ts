@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { freePort, startMosquitto, waitForPort } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
@@ -43,21 +43,7 @@ function run(binary: string, args: string[], timeoutMs = 60_000): Promise<{ code
 
 function agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const started = spawnAgent(
-    [
-      "--model",
-      model,
-      "--mlock",
-      "off",
-      "--threads",
-      "1",
-      "--max-tokens",
-      "8",
-      "--temperature",
-      "0",
-      "--state-dir",
-      path.join(dir, "state"),
-      ...args,
-    ],
+    [...modelArgs(model), "--max-tokens", "8", "--temperature", "0", "--state-dir", path.join(dir, "state"), ...args],
     env,
     { fromSource: true },
   );

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, testClient, waitForStatus } from "../helpers/mqttAgent.js";
@@ -14,12 +14,7 @@ const clients: TestClient[] = [];
 const brokers: Mosquitto[] = [];
 
 const args = (url: string, id: string, extra: string[] = []) => [
-  "--model",
-  model,
-  "--mlock",
-  "off",
-  "--threads",
-  "1",
+  ...modelArgs(model),
   "--context",
   "4096",
   "--temperature",

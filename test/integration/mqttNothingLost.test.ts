@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, truncateSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, testClient, waitForStatus } from "../helpers/mqttAgent.js";
@@ -19,7 +19,7 @@ const clients: TestClient[] = [];
 const brokers: Mosquitto[] = [];
 
 function agent(url: string, id: string, stateDir: string, extra: string[] = []): AgentProcess {
-  const args = ["--model", model, "--mlock", "off", "--threads", "1", "--context", "4096", "--parallel", "1", "--temperature", "0"];
+  const args = [...modelArgs(model), "--context", "4096", "--parallel", "1", "--temperature", "0"];
   const process = spawnAgent([...args, "--mqtt", url, "--agent-id", id, "--state-dir", stateDir, "--log-level", "debug", ...extra]);
   started.push(process);
   return process;

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { makeTestCa, startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto, TestCa } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
@@ -23,7 +23,7 @@ beforeAll(async () => {
   ca = makeTestCa();
   broker = await startMosquitto({ tls: { cert: ca.serverCert, key: ca.serverKey } });
   agent = spawnAgent([
-    ...["--model", model, "--mlock", "off", "--threads", "1", "--context", "2048", "--max-tokens", "8", "--agent-id", "tls-a"],
+    ...[...modelArgs(model), "--context", "2048", "--max-tokens", "8", "--agent-id", "tls-a"],
     ...["--mqtt", broker.url, "--mqtt-ca", ca.ca, ...quiet],
   ]);
   await waitForStatus(broker.url, base, "online", agent, 60_000, { ca: readFileSync(ca.ca) });

@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../helpers/bundle.js";
-import { synthModel, tempDir } from "../helpers/models.js";
+import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { startMosquitto } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
@@ -60,12 +60,7 @@ async function notifySocket(socketPath: string): Promise<Datagram[]> {
 }
 
 const runArgs = (id: string) => [
-  "--model",
-  model,
-  "--mlock",
-  "off",
-  "--threads",
-  "1",
+  ...modelArgs(model),
   "--context",
   "4096",
   "--mqtt",
