@@ -208,13 +208,12 @@ describe("a journal cut short by a power cut", () => {
       finals.push(await tool.next("lab/nl/r", (m) => m.done === true && m.id === id));
     }
     await kill9(first);
-    // Cut t3's final in half, as a write interrupted by a power cut leaves it (what follows it, its
-    // "delivered" mark, goes too: only the end of an append-only file can be torn).
+    // Cut the last record (t3's final) in half, as a write interrupted by a power cut leaves it.
     const file = journalFile(stateDir);
     const text = readFileSync(file, "utf8");
-    const finalAt = text.lastIndexOf('"type":"final"');
-    expect(text.slice(finalAt, text.indexOf("\n", finalAt))).toContain('"id":"t3"');
-    truncateSync(file, Buffer.byteLength(text.slice(0, finalAt + 20)));
+    const lastLine = text.slice(text.lastIndexOf("\n", text.length - 2) + 1);
+    expect(lastLine).toContain('"t3"');
+    truncateSync(file, Buffer.byteLength(text) - Math.ceil(Buffer.byteLength(lastLine) / 2));
 
     const second = agent(mosquitto.url, "lost-e", stateDir);
     await waitForStatus(mosquitto.url, base, "online", second);

@@ -175,7 +175,7 @@ describe("the MQTT request handler with a journal", () => {
     expect(journal.lookup("lab/r\u0000old")?.final).toMatchObject({ error: { code: "IA_ERR_EXPIRED" } });
   });
 
-  it("a final journaled but never handed to the broker (the agent died with it in the outbox) is sent at start, and marked delivered once sent", async () => {
+  it("a final journaled but never acknowledged by the broker (the agent died in between) is sent once more at start, and marked delivered on its PUBACK", async () => {
     const journal = new FakeJournal();
     const sent = question("s1", NOW - 5000);
     const acked = question("s2", NOW - 4000);
@@ -192,12 +192,12 @@ describe("the MQTT request handler with a journal", () => {
     expect(generations).toEqual([]);
     expect(published.map((p) => [p.kind, json(p).id, p.correlationData?.toString()])).toEqual([["final", "s1", "s1"]]);
     expect(json(published[0]!)).toEqual({ id: "s1", done: true, agent: "a1", text: "lost" });
-    published[0]!.onSent?.();
+    published[0]!.onDelivered?.();
     expect(journal.lookup(sent.key)?.delivered).toBe(true);
     expect(journal.undelivered()).toEqual([]);
   });
 
-  it("a final is marked delivered only once it is handed to the broker", async () => {
+  it("a final is marked delivered only when the broker acknowledges it", async () => {
     const journal = new FakeJournal();
     const { handler, published } = setup(journal);
     handler.useJournal(journal);
@@ -205,7 +205,7 @@ describe("the MQTT request handler with a journal", () => {
     await handler.settled();
     const final = published.find((p) => p.kind === "final")!;
     expect(journal.lookup("lab/r\u0000p1")?.delivered).toBeUndefined();
-    final.onSent?.();
+    final.onDelivered?.();
     expect(journal.lookup("lab/r\u0000p1")?.delivered).toBe(true);
   });
 

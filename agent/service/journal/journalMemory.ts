@@ -86,7 +86,7 @@ export class JournalMemory {
     }
   }
 
-  /** Finished, but the final never went out to the broker (the agent died first), oldest arrival first. */
+  /** Finished, but the broker never acknowledged the final (the agent died first), oldest arrival first. */
   undelivered(): JournalEntry[] {
     return [...this.entries.values()]
       .filter((entry) => entry.state === "done" && !entry.delivered)

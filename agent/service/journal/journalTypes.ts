@@ -27,7 +27,7 @@ export interface JournalEntry {
   state: JournalState;
   /** The final reply payload, once `state` is `done`. */
   final?: Record<string, unknown>;
-  /** The final went out on the broker's connection: it need not be sent again after a restart. */
+  /** The broker acknowledged the final (QoS 1 PUBACK): it need not be sent again after a restart. */
   delivered?: boolean;
 }
 

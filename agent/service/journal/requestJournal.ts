@@ -117,8 +117,8 @@ export class RequestJournal {
   }
 
   /**
-   * This question's final went out on the broker's connection. Not synced: lost (a power cut), the
-   * final is sent once more after a restart, byte for byte the same.
+   * The broker acknowledged this question's final. Not synced: lost, the final is sent once more
+   * after a restart, and a requester already has the id's final to tell it is the same one.
    */
   markDelivered(key: string): void {
     const entry = this.#state.entries.get(key);
@@ -128,7 +128,7 @@ export class RequestJournal {
     this.#file.append(record, false).catch(() => undefined);
   }
 
-  /** Finished questions whose final never went out to the broker, oldest first: send them after a restart. */
+  /** Finished questions whose final the broker never acknowledged, oldest first: send them again after a restart. */
   undelivered(): JournalEntry[] {
     return this.#state.undelivered().map(copyEntry);
   }

@@ -12,12 +12,8 @@ export interface OutboxEntry {
   correlationData?: Buffer | undefined;
   /** `chunk` entries are dropped first when the outbox is full. */
   kind: "chunk" | "final" | "status";
-  /**
-   * Told once it is written to a connected broker's socket, not while it waits in the outbox. Not
-   * on the PUBACK: a requester may already hold the message by then, and a final sent again after
-   * a crash in that gap would reach it twice.
-   */
-  onSent?: (() => void) | undefined;
+  /** Told once the broker has acknowledged it (QoS 1 PUBACK). */
+  onDelivered?: (() => void) | undefined;
 }
 
 export class Outbox {

@@ -118,7 +118,7 @@ export class RequestHandler {
   }
 
   /**
-   * From now on questions are journaled. First sends the finals the last run never handed to the broker, then answers the unfinished
+   * From now on questions are journaled. First sends the finals the broker never acknowledged, then answers the unfinished
    * questions, oldest first, before anything new: from the start, chunks from seq 0 with `restarted: true`, or IA_ERR_EXPIRED.
    */
   useJournal(journal: AnswerJournal): void {
@@ -126,9 +126,9 @@ export class RequestHandler {
     const { agentId } = this.#options;
     const now = this.#now();
     const maxAgeMs = this.#options.maxAgeMs ?? 3_600_000;
-    // Finals the last run journaled but never handed to the broker (held in its outbox when it died): sent now.
+    // Finals the last run journaled but the broker never acknowledged (it died in between): sent now, once more.
     for (const { question, final } of journal.undelivered()) {
-      this.#log.info({ id: question.id }, "sending a final the last run journaled but never handed to the broker");
+      this.#log.info({ id: question.id }, "sending a final the last run journaled but the broker never acknowledged");
       this.#sendFinal(question.key, routeFromJournal(question.route), Buffer.from(JSON.stringify(final)));
     }
     for (const { question } of journal.unfinished()) {
@@ -178,13 +178,13 @@ export class RequestHandler {
     return payload;
   }
 
-  /** A journaled final: remembered for redeliveries, and marked delivered in the journal once it is on the broker's connection. */
+  /** A journaled final: remembered for redeliveries, and marked delivered in the journal once the broker acknowledges it. */
   #sendFinal(key: string, route: ReplyRoute, payload: Buffer): void {
     const journal = this.#journal;
-    const onSent = journal && (() => journal.markDelivered(key));
+    const onDelivered = journal && (() => journal.markDelivered(key));
     this.#recent.set(key, { route, final: payload });
     const { topic, correlationData } = route;
-    this.#options.publish({ topic, payload, qos: 1, retain: false, correlationData, kind: "final", onSent });
+    this.#options.publish({ topic, payload, qos: 1, retain: false, correlationData, kind: "final", onDelivered });
   }
 
   #replyError(route: ReplyRoute, id: string, error: AgentError): Buffer {
