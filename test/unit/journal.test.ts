@@ -46,26 +46,6 @@ afterEach(async () => {
 });
 
 describe("RequestJournal", () => {
-  it("lists finished questions whose final the broker never acknowledged, and keeps the mark across reopen and compaction", async () => {
-    const { journal } = await openJournal();
-    for (const key of ["a", "b", "c"]) {
-      await journal.accept(question(key, key.charCodeAt(0)));
-      await journal.finish(key, { id: `id-${key}` });
-    }
-    journal.markDelivered("b");
-    journal.markDelivered("missing");
-    expect(journal.undelivered().map((entry) => entry.question.key)).toEqual(["a", "c"]);
-    await journal.close();
-
-    const { journal: again } = await openJournal();
-    expect(again.undelivered().map((entry) => entry.question.key)).toEqual(["a", "c"]);
-    expect(again.lookup("b")?.delivered).toBe(true);
-    await again.compact();
-    await again.close();
-    const { journal: compacted } = await openJournal();
-    expect(compacted.undelivered().map((entry) => entry.question.key)).toEqual(["a", "c"]);
-  });
-
   it("keeps accepted and finished questions across close and reopen", async () => {
     const { journal } = await openJournal();
     await journal.accept(question("a", 1_000));

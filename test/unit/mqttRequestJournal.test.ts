@@ -45,16 +45,8 @@ class FakeJournal implements AnswerJournal {
   lookup(key: string): JournalEntry | undefined {
     return this.entries.get(key);
   }
-  markDelivered(key: string): void {
-    this.calls.push(`delivered ${key.split("\u0000")[1]}`);
-    const entry = this.entries.get(key);
-    if (entry?.state === "done") entry.delivered = true;
-  }
   unfinished(): JournalEntry[] {
     return [...this.entries.values()].filter((e) => e.state === "accepted" || e.state === "answering");
-  }
-  undelivered(): JournalEntry[] {
-    return [...this.entries.values()].filter((e) => e.state === "done" && !e.delivered);
   }
   async saveSession(session: string, messages: JournalMessage[]): Promise<void> {
     this.sessions.set(session, messages);
@@ -175,49 +167,10 @@ describe("the MQTT request handler with a journal", () => {
     expect(journal.lookup("lab/r\u0000old")?.final).toMatchObject({ error: { code: "IA_ERR_EXPIRED" } });
   });
 
-  it("a final journaled but never acknowledged by the broker (the agent died in between) is sent once more at start, and marked delivered on its PUBACK", async () => {
-    const journal = new FakeJournal();
-    const sent = question("s1", NOW - 5000);
-    const acked = question("s2", NOW - 4000);
-    journal.entries.set(sent.key, { question: sent, state: "done", final: { id: "s1", done: true, agent: "a1", text: "lost" } });
-    journal.entries.set(acked.key, {
-      question: acked,
-      state: "done",
-      final: { id: "s2", done: true, agent: "a1", text: "had" },
-      delivered: true,
-    });
-    const { handler, generations, published } = setup(journal);
-    handler.useJournal(journal);
-    await handler.settled();
-    expect(generations).toEqual([]);
-    expect(published.map((p) => [p.kind, json(p).id, p.correlationData?.toString()])).toEqual([["final", "s1", "s1"]]);
-    expect(json(published[0]!)).toEqual({ id: "s1", done: true, agent: "a1", text: "lost" });
-    published[0]!.onDelivered?.();
-    expect(journal.lookup(sent.key)?.delivered).toBe(true);
-    expect(journal.undelivered()).toEqual([]);
-  });
-
-  it("a final is marked delivered only when the broker acknowledges it", async () => {
-    const journal = new FakeJournal();
-    const { handler, published } = setup(journal);
-    handler.useJournal(journal);
-    await ask(handler, { id: "p1", prompt: "hi" });
-    await handler.settled();
-    const final = published.find((p) => p.kind === "final")!;
-    expect(journal.lookup("lab/r\u0000p1")?.delivered).toBeUndefined();
-    final.onDelivered?.();
-    expect(journal.lookup("lab/r\u0000p1")?.delivered).toBe(true);
-  });
-
   it("the same id after a restart gets the journaled final again, not a second generation", async () => {
     const journal = new FakeJournal();
     const q = question("q7", NOW - 1000);
-    journal.entries.set(q.key, {
-      question: q,
-      state: "done",
-      final: { id: "q7", done: true, agent: "a1", text: "first" },
-      delivered: true,
-    });
+    journal.entries.set(q.key, { question: q, state: "done", final: { id: "q7", done: true, agent: "a1", text: "first" } });
     const { handler, generations, published } = setup(journal);
     handler.useJournal(journal);
     await ask(handler, { id: "q7", prompt: "question q7" });

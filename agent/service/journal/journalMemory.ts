@@ -45,11 +45,6 @@ export class JournalMemory {
         }
         return;
       }
-      case "delivered": {
-        const entry = this.entries.get(record.key);
-        if (entry?.state === "done") entry.delivered = true;
-        return;
-      }
       case "expired": {
         const entry = this.entries.get(record.key);
         if (entry && entry.state !== "done") entry.state = "expired";
@@ -86,13 +81,6 @@ export class JournalMemory {
     }
   }
 
-  /** Finished, but the broker never acknowledged the final (the agent died first), oldest arrival first. */
-  undelivered(): JournalEntry[] {
-    return [...this.entries.values()]
-      .filter((entry) => entry.state === "done" && !entry.delivered)
-      .sort((a, b) => a.question.arrivedAt - b.question.arrivedAt);
-  }
-
   /** Accepted or answering, oldest arrival first. */
   unfinished(): JournalEntry[] {
     return [...this.entries.values()]
@@ -103,13 +91,11 @@ export class JournalMemory {
   /** The fewest records that rebuild this state, in an order whose replay gives it back (sessions by recency). */
   liveRecords(): JournalRecord[] {
     const records: JournalRecord[] = [];
-    for (const { question, state, final, delivered } of this.entries.values()) {
+    for (const { question, state, final } of this.entries.values()) {
       records.push({ type: "accepted", ...question });
       if (state === "answering") records.push({ type: "answering", key: question.key });
-      else if (state === "done" && final) {
-        records.push({ type: "final", key: question.key, final });
-        if (delivered) records.push({ type: "delivered", key: question.key });
-      } else if (state === "expired") records.push({ type: "expired", key: question.key });
+      else if (state === "done" && final) records.push({ type: "final", key: question.key, final });
+      else if (state === "expired") records.push({ type: "expired", key: question.key });
     }
     for (const [session, messages] of this.sessions) records.push({ type: "session", session, messages });
     return records;
@@ -117,7 +103,7 @@ export class JournalMemory {
 
   liveRecordCount(): number {
     let count = this.entries.size + this.sessions.size;
-    for (const entry of this.entries.values()) if (entry.state !== "accepted") count += entry.delivered ? 2 : 1;
+    for (const entry of this.entries.values()) if (entry.state !== "accepted") count++;
     return count;
   }
 }

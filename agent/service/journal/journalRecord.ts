@@ -7,7 +7,6 @@ export type JournalRecord =
   | { type: "answering"; key: string }
   | { type: "final"; key: string; final: Record<string, unknown> }
   | { type: "expired"; key: string }
-  | { type: "delivered"; key: string }
   | { type: "session"; session: string; messages: JournalMessage[] };
 
 /** `<crc32 of the JSON, 8 hex digits>\t<JSON>\n`. JSON.stringify escapes newlines, so a record is always one line. */
@@ -97,7 +96,6 @@ function isRecord(value: unknown): value is JournalRecord {
       return isString(value.key) && isString(value.id) && isRoute(value.route) && "request" in value && Number.isFinite(value.arrivedAt);
     case "answering":
     case "expired":
-    case "delivered":
       return isString(value.key);
     case "final":
       return isString(value.key) && isObject(value.final);

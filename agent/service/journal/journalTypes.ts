@@ -27,8 +27,6 @@ export interface JournalEntry {
   state: JournalState;
   /** The final reply payload, once `state` is `done`. */
   final?: Record<string, unknown>;
-  /** The broker acknowledged the final (QoS 1 PUBACK): it need not be sent again after a restart. */
-  delivered?: boolean;
 }
 
 export interface JournalMessage {

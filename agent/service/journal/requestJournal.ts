@@ -116,23 +116,6 @@ export class RequestJournal {
     this.#file.append(record, false).catch(() => undefined);
   }
 
-  /**
-   * The broker acknowledged this question's final. Not synced: lost, the final is sent once more
-   * after a restart, and a requester already has the id's final to tell it is the same one.
-   */
-  markDelivered(key: string): void {
-    const entry = this.#state.entries.get(key);
-    if (this.#closing || entry?.state !== "done" || entry.delivered) return;
-    const record: JournalRecord = { type: "delivered", key };
-    this.#state.apply(record);
-    this.#file.append(record, false).catch(() => undefined);
-  }
-
-  /** Finished questions whose final the broker never acknowledged, oldest first: send them again after a restart. */
-  undelivered(): JournalEntry[] {
-    return this.#state.undelivered().map(copyEntry);
-  }
-
   /** Durable when it resolves. A key not journaled (or pruned) or already finished is left as it is. */
   async finish(key: string, final: Record<string, unknown>): Promise<void> {
     this.#assertOpen();
@@ -216,6 +199,5 @@ function plainJson<T>(value: T): T {
 function copyEntry(entry: JournalEntry): JournalEntry {
   const copy: JournalEntry = { question: { ...entry.question, route: { ...entry.question.route } }, state: entry.state };
   if (entry.final) copy.final = entry.final;
-  if (entry.delivered) copy.delivered = true;
   return copy;
 }

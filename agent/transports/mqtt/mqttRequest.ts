@@ -261,14 +261,6 @@ export function chatMessages(saved: readonly JournalMessage[] | undefined): Chat
 }
 
 /** "45 s", "12 min", "3.5 h": how old a question is, for IA_ERR_EXPIRED. */
-/** The final error of a question a crash left unanswered for longer than `--mqtt-max-age`. */
-export function expiredError(id: string, ageMs: number, maxAgeMs: number): AgentError {
-  return new AgentError(
-    "IA_ERR_EXPIRED",
-    `question ${id} arrived ${describeAge(ageMs)} ago and the agent stopped before answering it; that is older than the limit of ${describeAge(maxAgeMs)} (--mqtt-max-age), so it was not answered: ask again with a new id`,
-  );
-}
-
 export function describeAge(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 120) return `${s} s`;

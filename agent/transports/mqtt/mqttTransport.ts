@@ -371,7 +371,6 @@ export class MqttTransport implements Transport {
     const properties = entry.correlationData && this.#protocolVersion === 5 ? { correlationData: entry.correlationData } : undefined;
     client.publish(entry.topic, entry.payload, { qos: entry.qos, retain: entry.retain, ...(properties ? { properties } : {}) }, (error) => {
       if (error) this.#log.debug({ err: error, topic: entry.topic }, "publish not acknowledged (it is resent after the reconnect)");
-      else entry.onDelivered?.();
     });
   }
 

@@ -12,8 +12,6 @@ export interface OutboxEntry {
   correlationData?: Buffer | undefined;
   /** `chunk` entries are dropped first when the outbox is full. */
   kind: "chunk" | "final" | "status";
-  /** Told once the broker has acknowledged it (QoS 1 PUBACK). */
-  onDelivered?: (() => void) | undefined;
 }
 
 export class Outbox {

@@ -10,7 +10,7 @@ import type { RequestJournal } from "../../service/journal/requestJournal.js";
 import {
   RateLimiter,
   chatMessages,
-  expiredError,
+  describeAge,
   parseAsk,
   parseCancel,
   parseScpi,
@@ -25,15 +25,17 @@ import { answerFinal, cancelledFinal, errorFinal } from "./wire.js";
 import type { ChunkReply, FinalReply } from "./wire.js";
 
 /**
- * The questions, cancels and SCPI queries that reach the agent over MQTT, once the transport has taken them off the
- * broker: parse, refuse (shutting down, rate limit), answer in the request's session, and answer each question once
- * (README, "MQTT API", "Nothing lost, nothing answered twice"): with a journal, a question is written down before the
- * broker gets its acknowledgement, its final before it is published, and a session's history after each turn, so that
- * after a crash the unfinished questions are answered again (from seq 0, `restarted: true`) and a retry gets the final.
+ * The questions, cancels and SCPI queries that reach the agent over MQTT, once the
+ * transport has taken them off the broker: parse, refuse (shutting down, rate limit), answer
+ * in the request's session, and answer each question once (README, "MQTT API", "Nothing
+ * lost, nothing answered twice"): with a journal, a question is written down before the
+ * broker gets its acknowledgement, its final before it is published, and a session's
+ * history after each turn, so that after a crash the unfinished questions are answered
+ * again (from seq 0, `restarted: true`) and a retry gets the journaled final.
  */
 
 /** What the handler uses of the request journal (agent/service/journal). */
-type Used = "accept" | "markAnswering" | "finish" | "markDelivered" | "lookup" | "unfinished" | "undelivered" | "saveSession" | "session";
+type Used = "accept" | "markAnswering" | "finish" | "lookup" | "unfinished" | "saveSession" | "session";
 export type AnswerJournal = Pick<RequestJournal, Used>;
 
 export interface RequestHandlerOptions {
@@ -118,25 +120,24 @@ export class RequestHandler {
   }
 
   /**
-   * From now on questions are journaled. First sends the finals the broker never acknowledged, then answers the unfinished
-   * questions, oldest first, before anything new: from the start, chunks from seq 0 with `restarted: true`, or IA_ERR_EXPIRED.
+   * From now on questions are journaled. First answers the questions the journal holds unfinished (the last run died before their
+   * finals), oldest first, before anything new arrives: each from the start, its chunks
+   * from seq 0 with `restarted: true`. One older than `maxAgeMs` gets IA_ERR_EXPIRED.
    */
   useJournal(journal: AnswerJournal): void {
     this.#journal = journal;
     const { agentId } = this.#options;
     const now = this.#now();
     const maxAgeMs = this.#options.maxAgeMs ?? 3_600_000;
-    // Finals the last run journaled but the broker never acknowledged (it died in between): sent now, once more.
-    for (const { question, final } of journal.undelivered()) {
-      this.#log.info({ id: question.id }, "sending a final the last run journaled but the broker never acknowledged");
-      this.#sendFinal(question.key, routeFromJournal(question.route), Buffer.from(JSON.stringify(final)));
-    }
     for (const { question } of journal.unfinished()) {
       const route = routeFromJournal(question.route);
       this.#recent.set(question.key, { route });
       const age = Math.max(0, now - question.arrivedAt);
       if (age > maxAgeMs) {
-        const error = expiredError(question.id, age, maxAgeMs);
+        const error = new AgentError(
+          "IA_ERR_EXPIRED",
+          `question ${question.id} arrived ${describeAge(age)} ago and the agent stopped before answering it; that is older than the limit of ${describeAge(maxAgeMs)} (--mqtt-max-age), so it was not answered: ask again with a new id`,
+        );
         this.#log.warn({ id: question.id, ageMs: age, maxAgeMs }, "a question left unfinished by the last run is too old to answer");
         const write = this.#finish(question.key, route, errorFinal(question.id, agentId, error)).finally(() => this.#writes.delete(write));
         this.#writes.add(write);
@@ -176,15 +177,6 @@ export class RequestHandler {
     const payload = Buffer.from(JSON.stringify(body));
     this.#options.publish({ topic: route.topic, payload, qos: 1, retain: false, correlationData: route.correlationData, kind });
     return payload;
-  }
-
-  /** A journaled final: remembered for redeliveries, and marked delivered in the journal once the broker acknowledges it. */
-  #sendFinal(key: string, route: ReplyRoute, payload: Buffer): void {
-    const journal = this.#journal;
-    const onDelivered = journal && (() => journal.markDelivered(key));
-    this.#recent.set(key, { route, final: payload });
-    const { topic, correlationData } = route;
-    this.#options.publish({ topic, payload, qos: 1, retain: false, correlationData, kind: "final", onDelivered });
   }
 
   #replyError(route: ReplyRoute, id: string, error: AgentError): Buffer {
@@ -319,9 +311,8 @@ export class RequestHandler {
   }
 
   /**
-   * Journals the final, then publishes it, and marks it delivered once the broker acknowledges it.
-   * In that order a crash between the two loses only the publish, and the next run sends the
-   * undelivered final again (`useJournal`); the other order would answer twice.
+   * Journals the final, then publishes it. In that order a crash between the two loses the
+   * publish, not the answer (a retry with the same id gets it); the other order would answer twice.
    */
   async #finish(key: string, route: ReplyRoute, final: FinalReply): Promise<void> {
     try {
@@ -332,7 +323,7 @@ export class RequestHandler {
         "the request journal could not record this final: it is sent, but a retry after a crash would be answered again",
       );
     }
-    this.#sendFinal(key, route, Buffer.from(JSON.stringify(final)));
+    this.#recent.set(key, { route, final: this.#reply(route, final, "final") });
   }
 
   #generate(request: AskRequest, options: AnswerOptions): Promise<GenerateResult> {
