@@ -1,5 +1,10 @@
 import { z } from "zod";
-import { autoOr, choicesOf, numberFromString, onOff, paramNumber, stringList, topicLevel, wholeNumber } from "./settingValues.js";
+import { INSTRUMENT_SETTINGS } from "./instrumentSettings.js";
+import { setting } from "./settingDefinition.js";
+import type { SettingDefinition, SettingGroup } from "./settingDefinition.js";
+import { autoOr, choicesOf, numberFromString, onOff, paramNumber, topicLevel, wholeNumber } from "./settingValues.js";
+
+export type { SettingDefinition, SettingGroup } from "./settingDefinition.js";
 
 /**
  * Every setting, written once: its value type and range, its default and its help. The key
@@ -7,30 +12,6 @@ import { autoOr, choicesOf, numberFromString, onOff, paramNumber, stringList, to
  * follow from it (README, Settings). The config schema, the defaults, the command-line
  * options and their help text are all made from this table, so they cannot drift apart.
  */
-
-/** Which part of the agent reads a setting; a command takes the groups it uses as flags. */
-export type SettingGroup = "log" | "model" | "host" | "generation" | "mqtt" | "broker" | "serial" | "instrument" | "output";
-
-export interface SettingDefinition<T extends z.ZodType = z.ZodType> {
-  group: SettingGroup;
-  /** What follows the flag in the help, e.g. `<n|auto>`. Defaults to the choices of a setting that is one of a few; none for an on/off flag. */
-  arg?: string;
-  schema: T;
-  /** The value when no flag, variable or file sets one. Defaults to none (the setting stays unset). */
-  default?: z.output<T>;
-  /** The help's words for a default that is worked out rather than a fixed value. */
-  defaultText?: string;
-  help: string;
-  /** What a bad value is told it should be, where zod's own words would say it less well. */
-  expected?: string;
-  /** Help of `--no-<flag>`, for an on/off flag that can also be forced off. */
-  negatedHelp?: string;
-}
-
-/** Checks each entry's default against its own schema's type while keeping that type. */
-function setting<T extends z.ZodType>(definition: SettingDefinition<T>): SettingDefinition<T> {
-  return definition;
-}
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -337,28 +318,7 @@ export const SETTINGS = {
     help: "longest line accepted on the serial console",
   }),
 
-  instrument: setting({
-    group: "instrument",
-    arg: "<uri|off>",
-    schema: z.string().min(1),
-    default: "off",
-    help: "firmware bridge: tcp://host:5025, serial://..., prologix://..., sim",
-  }),
-  scpiAllow: setting({
-    group: "instrument",
-    arg: "<queries>",
-    schema: stringList,
-    default: [],
-    defaultText: "none beyond the built-in allowlist",
-    help: "extra read-only SCPI queries for the allowlist, comma-separated (e.g. :SENS:DET:TRAC?)",
-  }),
-  scpiTimeout: setting({
-    group: "instrument",
-    arg: "<ms>",
-    schema: wholeNumber(50, 600_000),
-    default: 3000,
-    help: "how long one SCPI reply may take",
-  }),
+  ...INSTRUMENT_SETTINGS,
 
   json: setting({ group: "output", schema: onOff, default: false, help: "machine-readable output (JSON)" }),
   color: setting({

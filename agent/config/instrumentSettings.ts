@@ -1,0 +1,29 @@
+import { z } from "zod";
+import { setting } from "./settingDefinition.js";
+import { stringList, wholeNumber } from "./settingValues.js";
+
+/** The firmware bridge's settings: where the instrument is and what may be asked of it (README, Firmware bridge). */
+export const INSTRUMENT_SETTINGS = {
+  instrument: setting({
+    group: "instrument",
+    arg: "<uri|off>",
+    schema: z.string().min(1),
+    default: "off",
+    help: "firmware bridge: tcp://host:5025, serial://..., prologix://..., sim",
+  }),
+  scpiAllow: setting({
+    group: "instrument",
+    arg: "<queries>",
+    schema: stringList,
+    default: [],
+    defaultText: "none beyond the built-in allowlist",
+    help: "extra read-only SCPI queries for the allowlist, comma-separated (e.g. :SENS:DET:TRAC?)",
+  }),
+  scpiTimeout: setting({
+    group: "instrument",
+    arg: "<ms>",
+    schema: wholeNumber(50, 600_000),
+    default: 3000,
+    help: "how long one SCPI reply may take",
+  }),
+};
