@@ -1,5 +1,6 @@
 import { AgentError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
+import { LinkReplyError } from "./instrumentLink.js";
 import type { InstrumentLink } from "./instrumentLink.js";
 
 export interface ScpiClientOptions {
@@ -15,6 +16,14 @@ export interface ScpiClientOptions {
 const MAX_DRAINED = 20;
 const ERROR_ENTRY = /^[+-]?\d+\s*,/;
 const NO_ERROR = /^[+-]?0\s*,/;
+const LOGGED_REPLY_CHARS = 200;
+
+/** A reply for the debug log: a block by its header and size, a long line cut short. */
+function loggable(reply: string): string {
+  const header = /^#([1-9])/.exec(reply);
+  if (header) return `${reply.slice(0, 2 + Number(header[1]))} (binary block, ${reply.length} bytes)`;
+  return reply.length > LOGGED_REPLY_CHARS ? `${reply.slice(0, LOGGED_REPLY_CHARS)}... (${reply.length} bytes)` : reply;
+}
 
 /**
  * Sends queries that already passed the allowlist, one at a time per instrument: a second
@@ -88,7 +97,7 @@ export class ScpiClient {
     try {
       await this.link.sendLine(wire);
       const reply = await this.link.readLine(this.timeoutMs);
-      this.#logger?.debug({ instrument: this.link.description, query: wire, reply }, "scpi");
+      this.#logger?.debug({ instrument: this.link.description, query: wire, reply: loggable(reply) }, "scpi");
       return reply;
     } catch (error) {
       throw await this.#failed(wire, error);
@@ -96,6 +105,12 @@ export class ScpiClient {
   }
 
   async #failed(wire: string, error: unknown): Promise<AgentError> {
+    if (error instanceof LinkReplyError) {
+      // The instrument answered; only a reply whose end was not found leaves the link unusable.
+      if (!error.resynced) await this.link.close().catch(() => undefined);
+      this.#logger?.warn({ instrument: this.link.description, query: wire, err: error }, "scpi reply refused");
+      return new AgentError("IA_ERR_SCPI_REPLY", `${this.link.description}: the reply to ${wire} ${error.message}`, { cause: error });
+    }
     const timedOut = (error as { timedOut?: boolean }).timedOut === true;
     let errors: string[] = [];
     if (timedOut) {
