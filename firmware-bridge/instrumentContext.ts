@@ -1,4 +1,6 @@
 import type { Logger } from "../common/logger.js";
+import { parseFormat, parseTraceData } from "./trace.js";
+import { formatTraceSummary, summarizeTrace } from "./traceSummary.js";
 
 /** What the snapshot reads, in order; all on the default allowlist. */
 export const SNAPSHOT_QUERIES = {
@@ -12,15 +14,23 @@ export const SNAPSHOT_QUERIES = {
   refLevel: ":DISP:WIND:TRAC:Y:RLEV?",
   markerX: ":CALC:MARK1:X?",
   markerY: ":CALC:MARK1:Y?",
+  // The trace last: its format is asked, never set (`:FORM` is a command).
+  traceForm: ":FORM?",
+  traceByteOrder: ":FORM:BORD?",
+  trace: ":TRAC:DATA? TRACE1",
 } as const;
 
 export type SnapshotField = keyof typeof SNAPSHOT_QUERIES;
 
+const TRACE_FIELDS: ReadonlySet<SnapshotField> = new Set(["traceForm", "traceByteOrder", "trace"]);
+
 export interface InstrumentSnapshot {
-  /** Raw replies by field; a field missing was not read. */
+  /** Raw replies by field, trimmed but the trace (a latin1 string, one character per byte); a field missing was not read. */
   replies: Partial<Record<SnapshotField, string>>;
-  /** Why reading stopped early, if it did. */
+  /** Why reading the settings stopped early, if it did; the trace is then not read. */
   error?: string;
+  /** Why reading the trace failed, if it did; the settings are kept. */
+  traceError?: string;
 }
 
 export interface InstrumentContextOptions {
@@ -39,9 +49,10 @@ export interface InstrumentContextOptions {
 }
 
 /**
- * Reads the analyzer's settings before an answer and renders a compact summary for the
- * system prompt. Never throws: an instrument that cannot be read gives a line that says
- * so, and the answer goes ahead without live values.
+ * Reads the analyzer's settings and its trace (TRACE1) before an answer and renders a
+ * compact summary for the model: one line of settings, then a few lines of trace summary.
+ * Never throws: an instrument that cannot be read gives a line that says so, and the
+ * answer goes ahead without live values; a trace that cannot be read keeps the settings.
  */
 export class InstrumentContext {
   readonly #options: InstrumentContextOptions;
@@ -94,9 +105,12 @@ export class InstrumentContext {
     const replies: InstrumentSnapshot["replies"] = {};
     for (const [field, query] of Object.entries(SNAPSHOT_QUERIES) as [SnapshotField, string][]) {
       try {
-        replies[field] = (await this.#options.query(query)).trim();
+        const reply = await this.#options.query(query);
+        // Trimming would cut bytes off a binary block.
+        replies[field] = field === "trace" ? reply : reply.trim();
       } catch (error) {
-        return { replies, error: (error as Error).message };
+        const message = (error as Error).message;
+        return TRACE_FIELDS.has(field) ? { replies, traceError: message } : { replies, error: message };
       }
     }
     return { replies };
@@ -159,5 +173,39 @@ export function renderSnapshot(snapshot: InstrumentSnapshot, description: string
   if (hz("markerX") && markerY !== undefined) parts.push(`marker 1 at ${hz("markerX")} reads ${markerY} dBm`);
   const who = [maker, model].filter(Boolean).join(" ") + (serial ? ` (serial ${serial}${firmware ? `, firmware ${firmware}` : ""})` : "");
   const partial = snapshot.error ? ` Other settings could not be read (${snapshot.error}).` : "";
-  return `Live instrument settings, just read from ${who} at ${description}: ${parts.join(", ")}.${partial} Use these values when the question concerns the instrument.`;
+  const settings = `Live instrument settings, just read from ${who} at ${description}: ${parts.join(", ")}.${partial} Use these values when the question concerns the instrument.`;
+  return [settings, ...traceLines(snapshot)].join("\n");
+}
+
+const MAX_REASON_CHARS = 120;
+
+function traceUnreadable(reason: string): string {
+  const short = reason.length > MAX_REASON_CHARS ? `${reason.slice(0, MAX_REASON_CHARS)}...` : reason;
+  return `trace: could not be read (${short})`;
+}
+
+/** The trace summary's lines, or one line saying why there is none. */
+export function traceLines(snapshot: InstrumentSnapshot): string[] {
+  const r = snapshot.replies;
+  if (snapshot.error !== undefined) return ["trace: not read (the settings could not be read)"];
+  if (snapshot.traceError !== undefined) return [traceUnreadable(snapshot.traceError)];
+  const center = numberOf(r.center);
+  const span = numberOf(r.span);
+  if (center === undefined || span === undefined) return [traceUnreadable("center or span unknown")];
+  try {
+    const format = parseFormat(r.traceForm ?? "", r.traceByteOrder ?? "");
+    const points = parseTraceData(Buffer.from(r.trace ?? "", "latin1"), format);
+    const summary = summarizeTrace(points, {
+      startHz: center - span / 2,
+      stopHz: center + span / 2,
+      referenceLevelDbm: numberOf(r.refLevel),
+    });
+    const lines = formatTraceSummary(summary);
+    const expected = numberOf(r.points);
+    if (expected !== undefined && expected !== points.length)
+      lines.push(`note: the trace has ${points.length} points, :SWE:POIN? says ${expected}`);
+    return lines;
+  } catch (error) {
+    return [traceUnreadable((error as Error).message)];
+  }
 }

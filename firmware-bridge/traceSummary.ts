@@ -127,24 +127,32 @@ function decimalsFor(hz: number, stepHz: number): number {
   return Math.min(6, Math.max(3, Math.ceil(-Math.log10(stepHz / scale) - 1e-9)));
 }
 
-const db = (value: number, decimals: number) => value.toFixed(decimals);
+/**
+ * dB to `decimals` places, half away from zero after rounding to 0.001 dB: -23.45 gives
+ * -23.5 whether it arrived as ASCII (the double -23.44999...) or as REAL,32 (-23.4500008).
+ */
+export function formatDb(value: number, decimals: 0 | 1): string {
+  const step = 10 ** (3 - decimals);
+  const thousandths = Math.floor((Math.round(Math.abs(value) * 1000) + step / 2) / step) * step;
+  return ((value < 0 && thousandths > 0 ? -thousandths : thousandths) / 1000).toFixed(decimals);
+}
 
-/** A few short lines for the model and the logs. */
+/** A few short lines for the model and the logs: levels to 0.1 dB, the floor and heights above it to 1 dB. */
 export function formatTraceSummary(summary: TraceSummary): string[] {
   const { points, startHz, stopHz } = summary;
   const unitOf = Math.max(Math.abs(startHz), Math.abs(stopHz));
   const range =
     startHz === stopHz ? `zero span at ${formatHz(startHz)}` : `${formatHz(startHz, { unitOf })} to ${formatHz(stopHz, { unitOf })}`;
-  const lines = [`trace: ${points} points, ${range}; floor ${db(summary.floorDbm, 1)} dBm (median)`];
+  const lines = [`trace: ${points} points, ${range}; floor ${formatDb(summary.floorDbm, 0)} dBm (median)`];
   const step = points > 1 ? Math.abs(stopHz - startHz) / (points - 1) : 0;
   for (const peak of summary.peaks) {
     const frequency = formatHz(peak.frequencyHz, { decimals: decimalsFor(peak.frequencyHz, step) });
-    lines.push(`peak ${frequency} ${db(peak.levelDbm, 2)} dBm (${db(peak.aboveFloorDb, 1)} dB above floor)`);
+    lines.push(`peak ${frequency} ${formatDb(peak.levelDbm, 1)} dBm (${formatDb(peak.aboveFloorDb, 0)} dB above floor)`);
   }
   if (summary.peaks.length === 0) lines.push(`no peak ${PEAK_MIN_ABOVE_FLOOR_DB} dB above the floor`);
   if (summary.overload && summary.referenceLevelDbm !== undefined) {
     lines.push(
-      `possible overload: the highest point, ${db(summary.maxDbm, 2)} dBm, is within ${OVERLOAD_MARGIN_DB} dB of the reference level ${db(summary.referenceLevelDbm, 2)} dBm`,
+      `possible overload: the highest point, ${formatDb(summary.maxDbm, 1)} dBm, is within ${OVERLOAD_MARGIN_DB} dB of the reference level ${formatDb(summary.referenceLevelDbm, 1)} dBm`,
     );
   }
   return lines;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SpectrumAnalyzerSimulator } from "../../firmware-bridge/simulator.js";
 import { encodeTraceBlock, parseFormat, parseTraceData } from "../../firmware-bridge/trace.js";
-import { formatHz, formatTraceSummary, summarizeTrace } from "../../firmware-bridge/traceSummary.js";
+import { formatDb, formatHz, formatTraceSummary, summarizeTrace } from "../../firmware-bridge/traceSummary.js";
 import type { TraceSummary } from "../../firmware-bridge/traceSummary.js";
 
 const START = 0.9e9;
@@ -43,9 +43,9 @@ function expectStandInSummary(summary: TraceSummary): void {
   expect(strong!.aboveFloorDb).toBeCloseTo(strong!.levelDbm - summary.floorDbm, 9);
   expect(summary.overload).toBe(false);
   const lines = formatTraceSummary(summary);
-  expect(lines[0]).toMatch(/^trace: 1001 points, 0\.9 GHz to 1\.1 GHz; floor -(89|90)\.\d dBm \(median\)$/);
-  expect(lines[1]).toMatch(/^peak 1\.0000 GHz -23\.45 dBm \(6\d\.\d dB above floor\)$/);
-  expect(lines[2]).toMatch(/^peak 1\.0200 GHz -61\.2\d dBm \(2\d\.\d dB above floor\)$/);
+  expect(lines[0]).toMatch(/^trace: 1001 points, 0\.9 GHz to 1\.1 GHz; floor -(89|90) dBm \(median\)$/);
+  expect(lines[1]).toMatch(/^peak 1\.0000 GHz -23\.[45] dBm \(6\d dB above floor\)$/);
+  expect(lines[2]).toMatch(/^peak 1\.0200 GHz -61\.[12] dBm \(2\d dB above floor\)$/);
   expect(lines).toHaveLength(3);
 }
 
@@ -71,7 +71,7 @@ describe("the trace summary", () => {
     const summary = summarizeTrace(hot, settings);
     expect(summary.overload).toBe(true);
     expect(formatTraceSummary(summary).at(-1)).toBe(
-      "possible overload: the highest point, -2.50 dBm, is within 3 dB of the reference level 0.00 dBm",
+      "possible overload: the highest point, -2.5 dBm, is within 3 dB of the reference level 0.0 dBm",
     );
     expect(summarizeTrace(hot, { ...settings, referenceLevelDbm: 10 }).overload).toBe(false);
     expect(summarizeTrace(hot, { startHz: START, stopHz: STOP }).overload).toBe(false);
@@ -106,13 +106,26 @@ describe("the trace summary", () => {
     expect(summary.floorDbm).toBe(-90);
     expect(summary.peaks).toEqual([]);
     expect(formatTraceSummary(summary)).toEqual([
-      "trace: 5 points, 1 MHz to 2 MHz; floor -90.0 dBm (median)",
+      "trace: 5 points, 1 MHz to 2 MHz; floor -90 dBm (median)",
       "no peak 6 dB above the floor",
     ]);
   });
 
   it("refuses an empty trace", () => {
     expect(() => summarizeTrace([], settings)).toThrow(expect.objectContaining({ code: "IA_ERR_SCPI_REPLY" }) as Error);
+  });
+
+  it("rounds dB half away from zero after 0.001 dB, so ASCII and REAL,32 values agree", () => {
+    expect([-23.45, Math.fround(-23.45), -23.449, -61.2, Math.fround(-61.2), 0.05, -0.04].map((v) => formatDb(v, 1))).toEqual([
+      "-23.5",
+      "-23.5",
+      "-23.4",
+      "-61.2",
+      "-61.2",
+      "0.1",
+      "0.0",
+    ]);
+    expect([-90.02, -89.5, -90.49, Math.fround(-89.6)].map((v) => formatDb(v, 0))).toEqual(["-90", "-90", "-90", "-90"]);
   });
 
   it("writes frequencies in Hz, kHz, MHz or GHz", () => {
