@@ -1,4 +1,4 @@
-import { AgentError } from "../common/errors.js";
+import { AgentError, toAgentError } from "../common/errors.js";
 import type { Logger } from "../common/logger.js";
 import type { SerialLink, SerialLinkOptions } from "../common/serial/serialLink.js";
 import { SerialPortLink } from "../common/serial/serialPortLink.js";
@@ -7,6 +7,9 @@ import type { InstrumentLink } from "./instrumentLink.js";
 import { describeAddress, parseInstrumentUri } from "./instrumentUri.js";
 import type { InstrumentAddress } from "./instrumentUri.js";
 import { ScpiAllowlist } from "./scpiAllowlist.js";
+import type { ScpiQuery } from "./scpiAllowlist.js";
+import { ScpiAuditLog } from "./scpiAudit.js";
+import type { ScpiCounts, ScpiOrigin } from "./scpiAudit.js";
 import { ScpiClient } from "./scpiClient.js";
 import { PrologixInstrumentLink, SerialInstrumentLink } from "./serialInstrumentLink.js";
 import { SpectrumAnalyzerSimulator } from "./simulator.js";
@@ -22,6 +25,8 @@ export interface InstrumentBridgeOptions {
   timeoutMs?: number;
   /** How long an instrument snapshot is reused, ms. Defaults to 3000. */
   contextCacheMs?: number;
+  /** `--scpi-audit`: append one JSON line per query sent and per refusal to this file. Defaults to none. */
+  auditFile?: string | undefined;
   logger?: Logger | undefined;
   /** Makes serial lines (tests may hand in fakes). Defaults to `SerialPortLink`. */
   createSerialLink?: (options: SerialLinkOptions) => SerialLink;
@@ -62,8 +67,9 @@ function createLink(
 
 /**
  * The firmware bridge as the agent uses it: every line goes through the allowlist, then
- * the SCPI client; the instrument context reads through the same path. Creating it checks
- * the URI and the allowlist and opens nothing: the link opens on the first query.
+ * the SCPI client; the instrument context reads through the same path. Every line is
+ * counted and, with an audit file, logged under the origin that asked. Creating it checks
+ * the URI and the allowlist and opens the audit file; the link opens on the first query.
  */
 export class InstrumentBridge {
   readonly description: string;
@@ -73,6 +79,9 @@ export class InstrumentBridge {
   /** The in-process simulator when the URI is `sim`. */
   readonly simulator: SpectrumAnalyzerSimulator | undefined;
   readonly #logger: Logger | undefined;
+  readonly #audit: ScpiAuditLog | undefined;
+  readonly #counts = { sent: 0, refused: 0, failed: 0 };
+  #turn: Promise<unknown> = Promise.resolve();
 
   constructor(options: InstrumentBridgeOptions) {
     const address = parseInstrumentUri(options.uri);
@@ -80,12 +89,13 @@ export class InstrumentBridge {
     this.allowlist = createAllowlist(options.allow);
     this.description = describeAddress(address);
     this.#logger = options.logger?.child({ component: "instrument" });
+    this.#audit = options.auditFile === undefined ? undefined : ScpiAuditLog.open({ file: options.auditFile, logger: this.#logger });
     const timeoutMs = options.timeoutMs ?? 3000;
     const link = createLink(address, timeoutMs, options.createSerialLink ?? ((o) => new SerialPortLink(o)));
     this.simulator = link instanceof SimulatorLink ? link.simulator : undefined;
     this.client = new ScpiClient({ link, timeoutMs, logger: this.#logger });
     this.context = new InstrumentContext({
-      query: (line) => this.query(line),
+      query: (line) => this.query(line, "context"),
       description: this.description,
       cacheMs: options.contextCacheMs ?? 3000,
       logger: this.#logger,
@@ -94,17 +104,48 @@ export class InstrumentBridge {
 
   /**
    * Sends one line if every part is an allowlisted query; `;`-joined queries are sent one
-   * by one and their replies joined with `;`. Refusals throw IA_ERR_SCPI_REFUSED (exit 2)
-   * before anything is sent.
+   * by one, with no other caller's query between them, and their replies joined with `;`.
+   * Refusals throw IA_ERR_SCPI_REFUSED (exit 2) before anything is sent. `origin` says who
+   * asked: it goes into the audit log (one line per query sent, one per refused line) and
+   * the log. A tool call of the model passes `"model"`.
    */
-  async query(line: string): Promise<string> {
+  async query(line: string, origin: ScpiOrigin): Promise<string> {
     const checked = this.allowlist.check(line);
     if (!checked.ok) {
-      this.#logger?.warn({ line, refusals: checked.refusals }, "scpi line refused");
-      throw new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
+      this.#counts.refused++;
+      const error = new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
+      this.#audit?.write({ line, origin, error: { code: error.code, message: error.message } });
+      this.#logger?.warn({ line, origin, refusals: checked.refusals }, "scpi line refused");
+      throw error;
     }
-    const replies = await this.client.queryAll(checked.queries.map((q) => q.wire));
-    return replies.join(";");
+    const run = async () => {
+      const replies: string[] = [];
+      for (const query of checked.queries) replies.push(await this.#send(query, origin));
+      return replies.join(";");
+    };
+    const result = this.#turn.then(run, run);
+    this.#turn = result.catch(() => undefined);
+    return result;
+  }
+
+  async #send(query: ScpiQuery, origin: ScpiOrigin): Promise<string> {
+    try {
+      const reply = await this.client.query(query.wire);
+      this.#counts.sent++;
+      // Replies are latin1 strings, one character per byte.
+      this.#audit?.write({ line: query.text, origin, wire: query.wire, replyBytes: reply.length });
+      return reply;
+    } catch (error) {
+      this.#counts.failed++;
+      const agentError = toAgentError(error);
+      this.#audit?.write({ line: query.text, origin, wire: query.wire, error: { code: agentError.code, message: agentError.message } });
+      throw error;
+    }
+  }
+
+  /** Queries answered, lines refused, queries failed since start (and audit lines lost, with an audit file). */
+  get counts(): ScpiCounts {
+    return { ...this.#counts, ...(this.#audit ? { auditWriteErrors: this.#audit.writeErrors } : {}) };
   }
 
   /** For AnswerService: the instrument summary, never a throw. */
@@ -112,5 +153,6 @@ export class InstrumentBridge {
 
   async close(): Promise<void> {
     await this.client.close();
+    this.#audit?.close();
   }
 }

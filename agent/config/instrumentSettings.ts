@@ -26,4 +26,11 @@ export const INSTRUMENT_SETTINGS = {
     default: 3000,
     help: "how long one SCPI reply may take",
   }),
+  scpiAudit: setting({
+    group: "instrument",
+    arg: "<file>",
+    schema: z.string().min(1).optional(),
+    defaultText: "none (no audit log)",
+    help: "append one JSON line per SCPI query sent to the instrument and per refusal, with who asked (README, Firmware bridge)",
+  }),
 };

@@ -48,8 +48,8 @@ export interface SmokeProbes {
   mqttRoundTrip(url: string, config: AgentConfig, timeoutMs: number): Promise<string>;
   /** Resolves with a detail once the port opened (and closed again). */
   serialOpens(portPath: string, baud: number): Promise<string>;
-  /** Resolves with the instrument's `*IDN?` reply. */
-  instrumentIdn(uri: string, timeoutMs: number): Promise<string>;
+  /** Resolves with the instrument's `*IDN?` reply, audited as origin `smoke` in `auditFile` when given. */
+  instrumentIdn(uri: string, timeoutMs: number, auditFile?: string): Promise<string>;
 }
 
 export interface SmokeOptions {
@@ -145,7 +145,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
     const model = await resolveSmokeModel(config, report.host, logger);
     const summary = await validateModelFile(model.path);
     report.model = { ...summary, label: model.label, path: model.path, demo: model.isDemo };
-    const detail = `${model.path}: ${summary.architecture} ${summary.fileType}, ${(summary.fileBytes / 1e6).toFixed(1)} MB${model.isDemo ? " (demo model: random weights)" : ""}`;
+    const detail = `${model.path}: ${summary.architecture} ${summary.fileType}, ${(summary.fileBytes / 1e6).toFixed(1)} MB${model.isDemo ? " (demo model: scripted, no knowledge)" : ""}`;
     return { value: { model, summary }, detail };
   });
 
@@ -241,7 +241,10 @@ async function transportChecks(checks: Checks, config: AgentConfig, probes: Smok
     await checks.run("serial port opens", async () => ({ value: true, detail: await probes.serialOpens(config.serial, config.baud) }));
   }
   if (config.instrument !== "off") {
-    await checks.run("instrument *IDN?", async () => ({ value: true, detail: await probes.instrumentIdn(config.instrument, timeoutMs) }));
+    await checks.run("instrument *IDN?", async () => ({
+      value: true,
+      detail: await probes.instrumentIdn(config.instrument, timeoutMs, config.scpiAudit),
+    }));
   }
 }
 
@@ -277,11 +280,11 @@ export function realSmokeProbes(): SmokeProbes {
       await link.close();
       return `${portPath} opened at ${baud} baud, 8N1, and closed`;
     },
-    instrumentIdn: async (uri, timeoutMs) => {
+    instrumentIdn: async (uri, timeoutMs, auditFile) => {
       const { InstrumentBridge } = await import("../../firmware-bridge/instrumentBridge.js");
-      const bridge = new InstrumentBridge({ uri, timeoutMs });
+      const bridge = new InstrumentBridge({ uri, timeoutMs, auditFile });
       try {
-        return await withAbortDeadline(`instrument ${uri}`, timeoutMs + 1000, () => bridge.query("*IDN?"));
+        return await withAbortDeadline(`instrument ${uri}`, timeoutMs + 1000, () => bridge.query("*IDN?", "smoke"));
       } finally {
         await bridge.close().catch(() => undefined);
       }

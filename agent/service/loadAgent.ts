@@ -108,14 +108,23 @@ export interface LoadedAgent extends PreparedModel {
   service: AnswerService;
   /** The firmware bridge when `--instrument` is set; close it at shutdown. */
   instrument?: InstrumentBridge | undefined;
-  /** Read-only SCPI for `/scpi` on the consoles and the MQTT scpi topic; refusals throw IA_ERR_SCPI_REFUSED. */
+  /**
+   * Read-only SCPI for the local console's `/scpi`, audited as origin `console`; refusals throw
+   * IA_ERR_SCPI_REFUSED. The serial console and MQTT call `instrument.query(line, origin)` with their own origin.
+   */
   scpi?: ((query: string) => Promise<string>) | undefined;
 }
 
 /** The firmware bridge for `--instrument`, or undefined when it is `off`; checks the URI and allowlist, opens nothing. */
 export function createInstrument(config: AgentConfig, logger: Logger): InstrumentBridge | undefined {
   if (config.instrument.trim() === "off") return undefined;
-  return new InstrumentBridge({ uri: config.instrument, allow: config.scpiAllow, timeoutMs: config.scpiTimeout, logger });
+  return new InstrumentBridge({
+    uri: config.instrument,
+    allow: config.scpiAllow,
+    timeoutMs: config.scpiTimeout,
+    auditFile: config.scpiAudit,
+    logger,
+  });
 }
 
 /**
@@ -185,5 +194,5 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
     },
     { contextProvider: instrument?.contextProvider },
   );
-  return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query) : undefined };
+  return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query, "console") : undefined };
 }

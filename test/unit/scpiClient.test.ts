@@ -69,12 +69,12 @@ describe("the SCPI client", () => {
     server = await startSimulatorServer({ port: 0 });
     const port = server.port;
     const bridge = new InstrumentBridge({ uri: `tcp://127.0.0.1:${port}`, timeoutMs: 1000 });
-    expect(await bridge.query("*IDN?")).toContain("N9020A");
+    expect(await bridge.query("*IDN?", "cli")).toContain("N9020A");
     await server.close();
     server = undefined;
-    await expect(bridge.query("*IDN?")).rejects.toMatchObject({ code: "IA_ERR_INSTRUMENT_UNREACHABLE" });
+    await expect(bridge.query("*IDN?", "cli")).rejects.toMatchObject({ code: "IA_ERR_INSTRUMENT_UNREACHABLE" });
     server = await startSimulatorServer({ port });
-    expect(await bridge.query(":SENSe:FREQuency:SPAN?")).toBe("+1.00000000000E+008");
+    expect(await bridge.query(":SENSe:FREQuency:SPAN?", "cli")).toBe("+1.00000000000E+008");
     // The reconnect drained the error queue before the query.
     expect(server.simulator.received).toEqual([":SYST:ERR?", ":FREQ:SPAN?"]);
     await bridge.close();
@@ -82,9 +82,9 @@ describe("the SCPI client", () => {
 
   it("refuses before sending: the simulator never sees a refused line", async () => {
     const bridge = new InstrumentBridge({ uri: "sim" });
-    await expect(bridge.query("*IDN?;*RST")).rejects.toMatchObject({ code: "IA_ERR_SCPI_REFUSED", exitCode: 2 });
+    await expect(bridge.query("*IDN?;*RST", "cli")).rejects.toMatchObject({ code: "IA_ERR_SCPI_REFUSED", exitCode: 2 });
     expect(bridge.simulator?.received).toEqual([]);
-    expect(await bridge.query("FREQ:CENT?;SPAN?")).toBe("+1.00000000000E+009;+1.00000000000E+008");
+    expect(await bridge.query("FREQ:CENT?;SPAN?", "cli")).toBe("+1.00000000000E+009;+1.00000000000E+008");
     expect(bridge.simulator?.received).toEqual([":FREQ:CENT?", ":FREQ:SPAN?"]);
   });
 });
@@ -93,7 +93,12 @@ describe("the instrument context", () => {
   it("renders the live settings compactly and caches them", async () => {
     const bridge = new InstrumentBridge({ uri: "sim" });
     let clock = 0;
-    const context = new InstrumentContext({ query: (q) => bridge.query(q), description: "sim", cacheMs: 3000, now: () => clock });
+    const context = new InstrumentContext({
+      query: (q) => bridge.query(q, "context"),
+      description: "sim",
+      cacheMs: 3000,
+      now: () => clock,
+    });
     const text = await context.render();
     expect(text).toContain("Keysight Technologies N9020A");
     for (const part of [
@@ -109,7 +114,7 @@ describe("the instrument context", () => {
       expect(text).toContain(part);
     }
     const reads = bridge.simulator?.received.length ?? 0;
-    expect(reads).toBe(13);
+    expect(reads).toBe(10);
     clock = 2000;
     expect(await context.render()).toBe(text);
     expect(bridge.simulator?.received.length).toBe(reads);

@@ -68,9 +68,10 @@ export const scpiCommand: CommandSpec<ScpiOptions> = {
     const query = args[0];
     if (query === undefined || query.trim() === "")
       throw new AgentError("IA_ERR_USAGE", 'scpi: the query is missing, e.g. instrument-agent scpi --instrument tcp://host:5025 "*IDN?"');
-    // The allowlist answers first: a refused line is refused even with no instrument configured.
+    // A refused line is refused even with no instrument configured; with one, the bridge
+    // refuses it, so the refusal is counted and audited like any other.
     const checked = createAllowlist(config.scpiAllow).check(query);
-    if (!checked.ok) throw new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
+    if (!checked.ok && config.instrument.trim() === "off") throw new AgentError("IA_ERR_SCPI_REFUSED", checked.message);
     const bridge = createInstrument(config, logger);
     if (!bridge)
       throw new AgentError(
@@ -78,7 +79,7 @@ export const scpiCommand: CommandSpec<ScpiOptions> = {
         "scpi: no instrument is configured: pass --instrument tcp://host:5025, serial://..., prologix://... or sim",
       );
     try {
-      const reply = await bridge.query(query);
+      const reply = await bridge.query(query, "cli");
       process.stdout.write(config.json ? `${JSON.stringify({ instrument: bridge.description, query, reply })}\n` : `${reply}\n`);
       return EXIT_OK;
     } finally {

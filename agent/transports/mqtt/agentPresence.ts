@@ -1,6 +1,7 @@
 import { freemem, hostname, loadavg } from "node:os";
 import { AgentError } from "../../../common/errors.js";
 import { round } from "../../../common/format.js";
+import type { ScpiCounts } from "../../../firmware-bridge/scpiAudit.js";
 import type { RuntimeInfo } from "../../engine/modelRuntime.js";
 import type { AnswerService } from "../../service/answerService.js";
 import { connectBroker, displayUrl, readRetained, refusedVersion } from "./brokerClient.js";
@@ -18,6 +19,8 @@ export interface AgentPresenceOptions {
   info: RuntimeInfo;
   service: AnswerService;
   version: string;
+  /** The firmware bridge's counts, for the status and health. Defaults to none (no instrument: no `scpi` key). */
+  scpiCounts?: (() => ScpiCounts) | undefined;
 }
 
 /** Another process behind a retained online status of this agent's id. */
@@ -37,6 +40,8 @@ export class AgentPresence {
   readonly pid = process.pid;
   readonly startedAt = Date.now();
   readonly #options: AgentPresenceOptions;
+  /** The counts the last online status carried, to republish it when they change. */
+  #statusCounts: string | undefined;
 
   constructor(options: AgentPresenceOptions) {
     this.#options = options;
@@ -79,8 +84,20 @@ export class AgentPresence {
       since: new Date(this.startedAt).toISOString(),
       host: this.host,
       pid: this.pid,
+      ...this.#scpi(),
     };
+    this.#statusCounts = JSON.stringify(status.scpi);
     return JSON.stringify(status);
+  }
+
+  /** Whether the SCPI counts changed since the last online status: the retained one is then out of date. */
+  statusOutdated(): boolean {
+    return this.#statusCounts !== undefined && this.#statusCounts !== JSON.stringify(this.#scpi().scpi);
+  }
+
+  #scpi(): { scpi?: ScpiCounts } {
+    const counts = this.#options.scpiCounts?.();
+    return counts ? { scpi: counts } : {};
   }
 
   /** The retained offline status: the last will, and the goodbye of a clean stop. */
@@ -104,6 +121,7 @@ export class AgentPresence {
       tokensPerSecond: service.stats.lastTokensPerSecond,
       ttftMs: service.stats.lastTtftMs,
       outbox: outboxSize,
+      ...this.#scpi(),
     };
     return JSON.stringify(health);
   }

@@ -101,12 +101,13 @@ export interface MqttTransportSetup {
 }
 
 export function mqttTransportFromConfig(
-  agent: Pick<LoadedAgent, "service" | "runtime" | "scpi">,
+  agent: Pick<LoadedAgent, "service" | "runtime" | "instrument">,
   config: AgentConfig,
   logger: Logger,
   setup: MqttTransportSetup = {},
 ): MqttTransport {
   const broker = brokerOptionsFrom(config);
+  const instrument = agent.instrument;
   const embedded = broker.url === "embedded";
   let bind: { host: string; port: number } | undefined;
   if (embedded) {
@@ -143,7 +144,8 @@ export function mqttTransportFromConfig(
     service: agent.service,
     info: agent.runtime.info,
     version: VERSION,
-    scpi: agent.scpi,
+    scpi: instrument ? (query, origin) => instrument.query(query, origin) : undefined,
+    scpiCounts: instrument ? () => instrument.counts : undefined,
     logger,
   });
 }

@@ -270,7 +270,11 @@ export class MqttTransport implements Transport {
     }
     this.#onConnect();
     this.#health = setInterval(() => {
-      if (this.#client?.connected) this.#client.publish(this.#topics.health, this.#presence.health(this.#outbox.size), { qos: 0 });
+      if (!this.#client?.connected) return;
+      this.#client.publish(this.#topics.health, this.#presence.health(this.#outbox.size), { qos: 0 });
+      // The retained status carries the SCPI counts: renewed with the health when they changed.
+      if (this.#presence.statusOutdated())
+        this.#publish({ topic: this.#topics.status, payload: this.#presence.online(), qos: 1, retain: true, kind: "status" });
     }, o.healthIntervalMs);
     this.#health.unref();
     this.#log.info(

@@ -3,6 +3,7 @@ import type { IPublishPacket } from "mqtt";
 import { AgentError, toAgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
 import { LruMap } from "../../../common/lruMap.js";
+import type { ScpiOrigin } from "../../../firmware-bridge/scpiAudit.js";
 import type { GenerateResult } from "../../engine/modelRuntime.js";
 import type { AnswerOptions, AnswerService } from "../../service/answerService.js";
 import { Conversation } from "../../service/conversation.js";
@@ -48,8 +49,8 @@ export interface RequestHandlerOptions {
   /** Questions a minute per requester; 0 is no limit. */
   rateLimitPerMinute: number;
   service: AnswerService;
-  /** Read-only SCPI through the firmware bridge. Defaults to none (replies IA_ERR_NO_INSTRUMENT). */
-  scpi?: ((query: string) => Promise<string>) | undefined;
+  /** Read-only SCPI through the firmware bridge, audited as origin `mqtt:<reply topic>`. Defaults to none (replies IA_ERR_NO_INSTRUMENT). */
+  scpi?: ((query: string, origin: ScpiOrigin) => Promise<string>) | undefined;
   logger: Logger;
   /** Most `session` histories kept; the least recently used goes first. Defaults to 64. */
   maxSessions?: number | undefined;
@@ -381,7 +382,7 @@ export class RequestHandler {
       return;
     }
     try {
-      const reply = await scpi(request.query);
+      const reply = await scpi(request.query, `mqtt:${route.topic}`);
       this.#reply(route, { id: request.id, done: true, agent: agentId, query: request.query, reply }, "final");
     } catch (error) {
       this.#replyError(route, request.id, toAgentError(error));

@@ -198,6 +198,14 @@ export type ScpiFinal = z.output<typeof scpiFinalSchema>;
 export type FinalReply = AnswerFinal | ErrorFinal | ScpiFinal;
 export type Reply = z.output<typeof replySchema>;
 
+/** The firmware bridge's counts (README, "Firmware bridge"), in the status and health when an instrument is configured. */
+export const scpiCountsSchema = z.object({
+  sent: z.number(),
+  refused: z.number(),
+  failed: z.number(),
+  auditWriteErrors: z.number().optional(),
+});
+
 export const onlineStatusSchema = z.object({
   state: z.literal("online"),
   agent: z.string(),
@@ -212,6 +220,7 @@ export const onlineStatusSchema = z.object({
   since: z.string(),
   host: z.string(),
   pid: z.number(),
+  scpi: scpiCountsSchema.optional(),
 });
 export const offlineStatusSchema = z.object({ state: z.literal("offline"), agent: z.string() });
 export type OnlineStatus = z.output<typeof onlineStatusSchema>;
@@ -229,6 +238,7 @@ export const healthSchema = z.object({
   tokensPerSecond: z.number(),
   ttftMs: z.number(),
   outbox: z.number(),
+  scpi: scpiCountsSchema.optional(),
 });
 export type Health = z.output<typeof healthSchema>;
 

@@ -43,6 +43,7 @@ export function framingLabel(options: SerialLinkOptions): string {
 export const serialConsoleFactory: TransportFactory = (agent, config, logger) => {
   if (config.serial === "off") return undefined;
   const linkOptions = serialLinkOptions(config);
+  const instrument = agent.instrument;
   return new SerialConsole({
     link: new SerialPortLink(linkOptions),
     service: agent.service,
@@ -51,7 +52,7 @@ export const serialConsoleFactory: TransportFactory = (agent, config, logger) =>
     charset: config.serialCharset,
     wrap: config.serialWrap,
     lineLimit: config.serialLineLimit,
-    scpi: agent.scpi,
+    scpi: instrument ? (query) => instrument.query(query, "serial") : undefined,
     lineLabel: `${linkOptions.path} ${framingLabel(linkOptions)}`,
   });
 };
