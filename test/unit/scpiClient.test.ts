@@ -114,7 +114,7 @@ describe("the instrument context", () => {
       expect(text).toContain(part);
     }
     const reads = bridge.simulator?.received.length ?? 0;
-    expect(reads).toBe(10);
+    expect(reads).toBe(13);
     clock = 2000;
     expect(await context.render()).toBe(text);
     expect(bridge.simulator?.received.length).toBe(reads);
