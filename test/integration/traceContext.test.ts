@@ -68,7 +68,7 @@ const TRACE_LINES = [
 describe.each([
   ["asc", "an ASCII trace"],
   ["real32le", "a REAL,32 little-endian block"],
-] as const)("the live context from a stand-in serving %s (%s)", (format) => {
+] as const)("the live context from a stand-in serving %s (%s)", (format, _description) => {
   it("names both tones to 0.1 dB and the floor to 1 dB, and nothing but queries reaches the instrument", async () => {
     const instrument = await startStandin(format);
     // The block holds LF bytes, so a reader that cut it at the first LF would fail here.
