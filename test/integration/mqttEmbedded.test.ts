@@ -5,6 +5,7 @@ import { modelArgs, synthModel, tempDir } from "../helpers/models.js";
 import { freePort, requireMosquittoClients, waitForPort } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
 import type { AgentProcess } from "../helpers/mqttAgent.js";
+import { run } from "../helpers/thirdParty.js";
 
 // The in-process aedes broker that `--mqtt embedded` falls back to on a host without
 // mosquitto (INSTRUMENT_AGENT_MOSQUITTO=none here), served to the mosquitto command-line
@@ -13,18 +14,6 @@ const dir = tempDir("iagent-mqtt-embedded-");
 let model: string;
 let agent: AgentProcess;
 let port: number;
-
-function run(binary: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 beforeAll(async () => {
   model = await synthModel(dir);

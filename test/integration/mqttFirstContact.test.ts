@@ -7,6 +7,7 @@ import { freePort, startMosquitto, waitForPort } from "../helpers/mosquitto.js";
 import type { Mosquitto } from "../helpers/mosquitto.js";
 import { spawnAgent, waitForStatus } from "../helpers/mqttAgent.js";
 import type { AgentProcess } from "../helpers/mqttAgent.js";
+import { mosquittoRr, run, tool } from "../helpers/thirdParty.js";
 import { waitUntil } from "../helpers/wait.js";
 
 // What a newcomer meets on MQTT, run from source as `npm start` runs it (no bundle), with
@@ -16,30 +17,6 @@ const dir = tempDir("iagent-mqtt-first-");
 let model: string;
 const agents: AgentProcess[] = [];
 const brokers: Mosquitto[] = [];
-
-function tool(name: string, install: string): string {
-  for (const folder of (process.env.PATH ?? "").split(path.delimiter).concat(["/usr/sbin", "/usr/bin"])) {
-    const file = path.join(folder, name);
-    if (existsSync(file)) return file;
-  }
-  throw new Error(`${name} is not installed: apt-get install ${install} (.ci/run installs it)`);
-}
-
-function run(binary: string, args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const started = spawnAgent(
@@ -52,27 +29,8 @@ function agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
 }
 
 /** mosquitto_rr: an MQTT 5 request with a response topic; resolves with the parsed final. */
-async function askWithRr(port: number, agentId: string): Promise<Record<string, unknown>> {
-  const rr = tool("mosquitto_rr", "mosquitto-clients");
-  const result = await run(rr, [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(port),
-    "-V",
-    "mqttv5",
-    "-t",
-    `instrument-agent/${agentId}/ask`,
-    "-e",
-    `reply/${agentId}`,
-    "-m",
-    '{"prompt":"hi"}',
-    "-W",
-    "60",
-  ]);
-  expect(result.stderr).toBe("");
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as Record<string, unknown>;
+function askWithRr(port: number, agentId: string): Promise<Record<string, unknown>> {
+  return mosquittoRr(port, `instrument-agent/${agentId}/ask`, `reply/${agentId}`, '{"prompt":"hi"}');
 }
 
 beforeAll(async () => {
