@@ -58,7 +58,7 @@ describe("every option is declared once", () => {
   it("models synth --shape and --seed are the synthetic model's, with exactly the shapes and types the writer accepts", () => {
     const synth = allCommands(program()).find((command) => pathOf(command) === "instrument-agent models synth");
     const option = (name: string) => synth?.options.find((o) => o.long === name);
-    expect(option("--shape")?.argChoices).toEqual([...SYNTHETIC_SHAPE_NAMES]);
+    expect(option("--shape")?.argChoices).toEqual([...SYNTHETIC_SHAPE_NAMES, "scripted"]);
     expect(option("--type")?.argChoices).toEqual([...SYNTHETIC_WEIGHT_TYPES]);
     expect(option("--seed")?.description).toContain("random weights");
     // The deployment shape and the sampling settings are not synth's.
@@ -74,7 +74,7 @@ describe("every option is declared once", () => {
       return text;
     };
     const synth = help(["models", "synth"]);
-    expect(synth).toMatch(/--shape <shape>\s+model shape \(choices: "tiny", "tiny-qwen3"/);
+    expect(synth).toMatch(/--shape <shape>\s+model shape; scripted: says --reply \(choices: "tiny",\s+"tiny-qwen3"/);
     expect(synth).toContain("Global Options:");
     expect(synth).toContain("--log-level <level>");
     expect(synth).not.toContain("--threads");
