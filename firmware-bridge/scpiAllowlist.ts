@@ -95,6 +95,9 @@ export const DEFAULT_SCPI_ALLOWLIST: readonly string[] = [
   ":CONF?",
   ":FORM?",
   ":FORM:BORD?",
+  // Reads (and so empties) the error queue, as the SCPI client itself does after a failed
+  // query; it changes no measurement setting. The model's read_errors tool uses it.
+  ":SYST:ERR?",
 ];
 
 /**

@@ -332,3 +332,12 @@ export function resolveHfUri(uri: string, mirrorBaseUrl?: string): string {
   const encodedFile = file.map(encodeURIComponent).join("/");
   return `${base}/${encodeURIComponent(user)}/${encodeURIComponent(repo)}/resolve/${encodeURIComponent(branch)}/${encodedFile}`;
 }
+
+/**
+ * Whether a catalog model calls functions well enough to be given instrument tools by
+ * default (`--tools auto`): Qwen's own model cards claim it for Qwen2.5 from 1.5B and for
+ * every Qwen3; the 0.5B answers tool prompts with malformed or invented calls.
+ */
+export function canCallTools(entry: CatalogEntry): boolean {
+  return entry.family === "Qwen3" || entry.parameterCount >= 1_200_000_000;
+}

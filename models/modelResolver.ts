@@ -8,15 +8,21 @@ import { findCatalogEntry, resolveHfUri } from "./catalog.js";
 import type { CatalogEntry } from "./catalog.js";
 import { downloadModelFile } from "./modelDownload.js";
 import { ModelStore } from "./modelStore.js";
-import { writeSyntheticModel } from "./synth/syntheticModel.js";
+import { writeScriptedModel } from "./synth/scriptedModel.js";
 
-export const DEMO_MODEL_FILE = "demo-tiny-q8_0.gguf";
+/** A new name with the scripted demo, so a random-weight demo file left by an older version is not reused. */
+export const DEMO_MODEL_FILE = "demo-scripted.gguf";
+
+/** The demo model's whole answer: what it is, and the one command that fetches a real model. */
+export const DEMO_REPLY =
+  "I am the demo model of instrument-agent: a small scripted file with no knowledge, so this is the only answer I give. " +
+  "For real answers, fetch a model with: instrument-agent models pull qwen2.5-0.5b-instruct-q4_k_m";
 
 export interface ResolvedModel {
   path: string;
   /** Catalog id, or the file name. */
   label: string;
-  /** The random-weight demo model: its answers are random text. */
+  /** The demo model: a scripted file whose only answer says what it is. */
   isDemo: boolean;
   catalogEntry?: CatalogEntry;
 }
@@ -34,13 +40,13 @@ function looksLikePath(spec: string): boolean {
   return spec.includes("/") || spec.includes("\\") || spec.toLowerCase().endsWith(".gguf") || spec.startsWith(".");
 }
 
-/** Makes the demo model once (a few MB of random weights) and reuses it after. */
+/** Makes the demo model once (a scripted model under 1 MB that answers DEMO_REPLY) and reuses it after. */
 export async function ensureDemoModel(options: ResolveModelOptions): Promise<ResolvedModel> {
   const file = path.resolve(options.modelsDir, DEMO_MODEL_FILE);
   if (!existsSync(file)) {
     await mkdir(options.modelsDir, { recursive: true });
-    options.logger.info({ file }, "writing the demo model (tiny, random weights)");
-    await writeSyntheticModel({ shape: "tiny", type: "q8_0", seed: 1, outPath: file });
+    options.logger.info({ file }, "writing the demo model (scripted: it says what it is)");
+    await writeScriptedModel({ reply: DEMO_REPLY, outPath: file });
   }
   return { path: file, label: "demo", isDemo: true };
 }

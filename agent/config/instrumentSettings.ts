@@ -33,4 +33,17 @@ export const INSTRUMENT_SETTINGS = {
     defaultText: "none (no audit log)",
     help: "append one JSON line per SCPI query sent to the instrument and per refusal, with who asked (README, Firmware bridge)",
   }),
+  tools: setting({
+    group: "instrument",
+    schema: z.enum(["on", "off", "auto"]),
+    default: "auto",
+    help: "let the model call read-only instrument tools (scpi_query, read_trace, read_errors); auto: on for catalog models that can (Qwen2.5 1.5B and larger, Qwen3)",
+  }),
+  toolCallsMax: setting({
+    group: "instrument",
+    arg: "<n>",
+    schema: wholeNumber(1, 32),
+    default: 4,
+    help: "most instrument tool calls in one answer; past it the model answers without tools",
+  }),
 };

@@ -42,7 +42,7 @@ export const SETTINGS = {
     arg: "<path|catalog-id|hf:uri|url|demo>",
     schema: z.string().min(1).optional(),
     defaultText: "a catalog model present in --models-dir, else the plan's choice",
-    help: "the model; `demo` makes a tiny random-weight model (random answers) for trying the plumbing offline",
+    help: "the model; `demo` makes a tiny scripted model, offline, whose one answer says what it is and how to get a real one",
   }),
   modelsDir: setting({
     group: "model",

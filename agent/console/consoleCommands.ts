@@ -2,7 +2,7 @@ import type { AnswerService } from "../service/answerService.js";
 import type { Conversation } from "../service/conversation.js";
 import { toAgentError } from "../../common/errors.js";
 import type { Logger } from "../../common/logger.js";
-import { scpiCommandReply } from "./consoleText.js";
+import { scpiCommandReply, toolCallLine } from "./consoleText.js";
 
 /**
  * The console command set, written once for `chat` (readline on this terminal) and the serial
@@ -162,7 +162,7 @@ export function statusLines(host: ConsoleHost): string[] {
   const queue = host.service.queue;
   const mlock = info.mlock.locked ? "locked" : info.mlock.requested ? "requested but NOT locked" : "off";
   return [
-    `model    ${info.modelLabel}${info.isDemo ? " (demo: random weights, random answers)" : ""}`,
+    `model    ${info.modelLabel}${info.isDemo ? " (demo: scripted, no knowledge)" : ""}`,
     `threads  ${info.threads}   context ${info.contextSize} tokens   parallel ${info.parallelSequences}`,
     `mlock    ${mlock} (${info.mlock.detail})`,
     `speed    ${stats.lastTokensPerSecond} tokens/s, first token ${Math.round(stats.lastTtftMs)} ms (last answer)`,
@@ -196,6 +196,11 @@ export async function answerQuestion(host: ConsoleHost, question: string, turn: 
       },
       onQueued: (position) => {
         if (live()) port.say(`(waiting: the model is answering someone else; you are number ${position} in line)`, "dim");
+      },
+      onToolCall: (record) => {
+        if (!live()) return;
+        port.endLine();
+        port.say(toolCallLine(record), record.error === undefined ? "dim" : "warn");
       },
     });
     if (!live()) return;

@@ -1,9 +1,11 @@
 import type { AgentConfig } from "../config/config.js";
 import { toAgentError } from "../../common/errors.js";
 import type { LoadedAgent } from "../service/loadAgent.js";
+import type { ToolRecord } from "../service/toolBox.js";
 
 /** Said wherever the demo model answers, so nobody mistakes its text for an answer. */
-export const DEMO_NOTICE = "DEMO MODEL: random weights. Its answers are random text, useful only for trying the plumbing.";
+export const DEMO_NOTICE =
+  "DEMO MODEL: a scripted stand-in with no knowledge, for trying the plumbing; its one answer says how to get a real model.";
 
 export function useColor(config: AgentConfig, stream: { isTTY?: boolean }): boolean {
   if (config.color !== undefined) return config.color;
@@ -44,4 +46,11 @@ export async function scpiCommandReply(
     const agentError = toAgentError(error);
     return { text: `error ${agentError.code}: ${agentError.message}`, failed: true };
   }
+}
+
+/** One line per instrument call the model made, on both consoles and under `ask`: `[tool] scpi_query {...} -> ...`. */
+export function toolCallLine(record: ToolRecord): string {
+  const outcome = record.error === undefined ? JSON.stringify(record.result) : `${record.error.code}: ${record.error.message}`;
+  const line = `[tool] ${record.name} ${JSON.stringify(record.arguments)} -> ${outcome}`;
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }

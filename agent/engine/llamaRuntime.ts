@@ -1,4 +1,12 @@
-import type { ChatHistoryItem, Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+import type {
+  ChatHistoryItem,
+  ChatModelFunctions,
+  ChatModelResponse,
+  GbnfJsonSchema,
+  Llama,
+  LlamaContext,
+  LlamaModel,
+} from "node-llama-cpp";
 import { AgentError } from "../../common/errors.js";
 import { peakRssBytes } from "../host/processStats.js";
 import { timings } from "./generationTimings.js";
@@ -15,6 +23,8 @@ import type {
   RawEvaluationOptions,
   RawEvaluationResult,
   RuntimeInfo,
+  ToolCall,
+  ToolSpec,
 } from "./modelRuntime.js";
 import type { ThreadAdapter } from "./threadAdapter.js";
 
@@ -36,8 +46,20 @@ function toHistory(request: GenerateRequest): ChatHistoryItem[] {
     else if (message.role === "user") history.push({ type: "user", text: message.content });
     else history.push({ type: "model", response: [message.content] });
   }
-  history.push({ type: "model", response: [] });
+  // The answer in progress: what the model wrote, each call it made and its result, as
+  // node-llama-cpp's own chat session records them (LlamaChatSession's addFunctionCallToChatHistory).
+  const response: ChatModelResponse["response"] = [];
+  for (const exchange of request.toolExchanges ?? []) {
+    if (exchange.textBefore) response.push(exchange.textBefore);
+    response.push({ type: "functionCall", name: exchange.name, params: exchange.arguments, result: exchange.result, startsNewChunk: true });
+  }
+  history.push({ type: "model", response });
   return history;
+}
+
+/** The tools as node-llama-cpp's `functions` option: descriptions and parameter schemas, no handlers (the agent runs them). */
+function functionsOf(tools: readonly ToolSpec[]): ChatModelFunctions {
+  return Object.fromEntries(tools.map((tool) => [tool.name, { description: tool.description, params: tool.params as GbnfJsonSchema }]));
 }
 
 function finishReasonOf(stopReason: string, aborted: boolean): FinishReason {
@@ -73,7 +95,29 @@ export class LlamaRuntime implements EngineRuntime {
 
   /** Loads the llama.cpp binaries, the model and one context with a sequence per slot (llamaLoader.ts). */
   static async load(options: LlamaRuntimeOptions): Promise<LlamaRuntime> {
-    return new LlamaRuntime(await loadLlamaParts(options));
+    const runtime = new LlamaRuntime(await loadLlamaParts(options));
+    if (options.warmUp) await runtime.#warmUp(options.warmUp.system, options.warmUp.tools ?? []);
+    return runtime;
+  }
+
+  /**
+   * Evaluates the static head of every chat prompt (the system prompt, and the tools' text the
+   * chat wrapper adds to it) on each slot, with an empty question and one generated token. The
+   * next request on the slot shares those tokens, and node-llama-cpp keeps the shared prefix
+   * in the KV cache, so the first real question evaluates only its own turn.
+   */
+  async #warmUp(system: string, tools: readonly ToolSpec[]): Promise<void> {
+    const history: ChatHistoryItem[] = [
+      { type: "system", text: system },
+      { type: "user", text: "" },
+      { type: "model", response: [] },
+    ];
+    const options = {
+      maxTokens: 1,
+      temperature: 0,
+      ...(tools.length > 0 ? { functions: functionsOf(tools), documentFunctionParams: true } : {}),
+    };
+    for (const slot of this.#slots) await slot.chat.generateResponse(history, options);
   }
 
   async countTokens(text: string): Promise<number> {
@@ -120,6 +164,7 @@ export class LlamaRuntime implements EngineRuntime {
     };
     let text: string;
     let stopReason: string;
+    let toolCalls: ToolCall[] | undefined;
     this.#batching.generating += 1;
     this.#threads?.begin();
     try {
@@ -128,9 +173,16 @@ export class LlamaRuntime implements EngineRuntime {
         text = result.response;
         stopReason = result.metadata.stopReason;
       } else {
-        const result = await slot.chat.generateResponse(toHistory(request), common);
+        const tools = request.tools ?? [];
+        const result = await slot.chat.generateResponse(
+          toHistory(request),
+          tools.length === 0 ? common : { ...common, functions: functionsOf(tools), documentFunctionParams: true },
+        );
         text = result.response;
         stopReason = result.metadata.stopReason;
+        if (stopReason === "functionCalls") {
+          toolCalls = (result.functionCalls ?? []).map((call) => ({ name: call.functionName, arguments: call.params as unknown }));
+        }
       }
     } catch (error) {
       if (request.signal?.aborted) {
@@ -151,6 +203,7 @@ export class LlamaRuntime implements EngineRuntime {
     return {
       text,
       finishReason: finishReasonOf(stopReason, request.signal?.aborted ?? false),
+      ...(toolCalls === undefined ? {} : { toolCalls }),
       usage: { promptTokens, completionTokens },
       timings: { ...timings(started, firstTokenAt, finished, { prompt: promptTokens, completion: completionTokens }), queuedMs: 0 },
     };

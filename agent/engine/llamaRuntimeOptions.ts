@@ -1,5 +1,6 @@
 import type { AgentConfig } from "../config/config.js";
 import type { Logger } from "../../common/logger.js";
+import type { ToolSpec } from "./modelRuntime.js";
 
 /** What the engine loads and how: the agent's settings for one model, and what node-llama-cpp 3.21.1 is given for them. */
 
@@ -25,6 +26,11 @@ export interface LlamaRuntimeOptions {
   /** `--threads auto`: use fewer of the planned threads while other processes keep the cores busy (threadAdapter.ts). */
   adaptThreads?: boolean;
   logger: Logger;
+  /**
+   * Evaluated on every slot right after load, so the first question does not pay for the
+   * static part of its prompt: the system prompt and, with tools, their descriptions. Defaults to none.
+   */
+  warmUp?: { system: string; tools?: readonly ToolSpec[] | undefined } | undefined;
   /** Load progress from 0 to 1. */
   onLoadProgress?: (fraction: number) => void;
 }

@@ -26,6 +26,26 @@ export interface ChatMessage {
   content: string;
 }
 
+/** A function the model may call (`--tools`): its parameters as a JSON schema node-llama-cpp turns into a grammar. */
+export interface ToolSpec {
+  name: string;
+  description: string;
+  params: Record<string, unknown>;
+}
+
+/** A call the model asked for. */
+export interface ToolCall {
+  name: string;
+  arguments: unknown;
+}
+
+/** A call made during the answer being generated, with what came back, so the model can go on from it. */
+export interface ToolExchange extends ToolCall {
+  /** The answer text the model wrote before this call. */
+  textBefore: string;
+  result: unknown;
+}
+
 export interface GenerateRequest {
   /** `chat` renders `messages` through the model's chat template; `raw` completes `prompt` as is. */
   mode: "chat" | "raw";
@@ -40,6 +60,10 @@ export interface GenerateRequest {
   signal?: AbortSignal | undefined;
   /** Receives the answer text as it is generated. */
   onDelta?: ((text: string) => void) | undefined;
+  /** Functions the model may call (chat mode); it stops with `toolCalls` when it calls them. Defaults to none. */
+  tools?: readonly ToolSpec[] | undefined;
+  /** The calls already made in this answer, with their results, in order. Defaults to none. */
+  toolExchanges?: readonly ToolExchange[] | undefined;
 }
 
 /** The range each generation parameter accepts, wherever it comes from (config, flag, MQTT request). */
@@ -57,6 +81,8 @@ export type FinishReason = "stop" | "length" | "cancelled";
 export interface GenerateResult {
   text: string;
   finishReason: FinishReason;
+  /** The model stopped to call these (only with `tools`); `text` is what it wrote before them. */
+  toolCalls?: ToolCall[] | undefined;
   usage: { promptTokens: number; completionTokens: number };
   timings: {
     /** From the start of evaluation (after any queue wait) to the first generated text. */
@@ -83,7 +109,7 @@ export interface MlockState {
 export interface RuntimeInfo {
   modelPath: string;
   modelLabel: string;
-  /** The model is the random-weight demo: its answers are random text. */
+  /** The model is the demo: a scripted file whose one answer says what it is. */
   isDemo: boolean;
   threads: number;
   contextSize: number;

@@ -1,5 +1,6 @@
-import type { ChatMessage, GenerateResult, GenerationParams, ModelRuntime } from "../engine/modelRuntime.js";
+import type { ChatMessage, GenerateResult, GenerationParams, ModelRuntime, ToolExchange } from "../engine/modelRuntime.js";
 import type { RequestQueue } from "./requestQueue.js";
+import type { ToolBox, ToolRecord } from "./toolBox.js";
 
 export interface AnswerRequest {
   /** `chat` (default) uses the chat template; `raw` completes `prompt` as is. */
@@ -21,6 +22,20 @@ export interface AnswerOptions {
   onQueued?: ((position: number) => void) | undefined;
   /** Called once the request has a sequence and its generation starts. */
   onStart?: (() => void) | undefined;
+  /** Told each instrument call the model made, once it has its result. */
+  onToolCall?: ((record: ToolRecord) => void) | undefined;
+}
+
+/** An answer, with what grounded it. */
+export interface AnswerResult extends GenerateResult {
+  /** The live context the model saw in the question's turn (the instrument reading), when there was one. */
+  context?: string | undefined;
+  /** The user turn as the model saw it (context included): what a conversation keeps, so the next turn reuses the cache. */
+  sentQuestion?: string | undefined;
+  /** The model's instrument calls, in order, with results or errors. */
+  tools?: ToolRecord[] | undefined;
+  /** The model asked for more calls than `--tool-calls-max`; it then answered without tools. */
+  toolLimitReached?: boolean | undefined;
 }
 
 export interface AnswerDefaults {
@@ -45,31 +60,32 @@ export class AnswerService {
   readonly stats: AnswerStats = { answered: 0, lastTokensPerSecond: 0, lastTtftMs: 0 };
 
   readonly #contextProvider: (() => Promise<string | undefined>) | undefined;
+  readonly #tools: ToolBox | undefined;
 
   constructor(runtime: ModelRuntime, queue: RequestQueue, defaults: AnswerDefaults, options: AnswerServiceOptions = {}) {
     this.runtime = runtime;
     this.queue = queue;
     this.defaults = defaults;
     this.#contextProvider = options.contextProvider;
+    this.#tools = options.tools;
   }
 
-  async answer(input: AnswerRequest, options: AnswerOptions = {}): Promise<GenerateResult> {
-    const request = await this.#withContext(input);
+  /** The tools chat answers may call, when the model is given any. */
+  get tools(): ToolBox | undefined {
+    return this.#tools;
+  }
+
+  async answer(input: AnswerRequest, options: AnswerOptions = {}): Promise<AnswerResult> {
+    const { request, context, sentQuestion } = await this.#withContext(input);
     const enqueuedAt = performance.now();
     const params = { ...this.defaults.params, ...definedOnly(request.params ?? {}) };
     return this.queue.run(
       async (slot) => {
         const queuedMs = Math.round(performance.now() - enqueuedAt);
         options.onStart?.();
-        const result = await this.runtime.generate(slot, {
-          mode: request.mode ?? "chat",
-          ...(request.messages ? { messages: request.messages } : {}),
-          ...(request.prompt !== undefined ? { prompt: request.prompt } : {}),
-          system: request.system ?? this.defaults.system,
-          params,
-          signal: options.signal,
-          onDelta: options.onDelta,
-        });
+        const result: AnswerResult = await this.#generateWithTools(slot, request, params, options);
+        if (context !== undefined) result.context = context;
+        if (sentQuestion !== undefined) result.sentQuestion = sentQuestion;
         result.timings.queuedMs = queuedMs;
         this.stats.answered += 1;
         if (result.usage.completionTokens > 1) {
@@ -82,27 +98,93 @@ export class AnswerService {
     );
   }
 
-  /** Chat requests get the live context (e.g. the instrument's settings) after their system prompt. */
-  async #withContext(request: AnswerRequest): Promise<AnswerRequest> {
-    if (!this.#contextProvider || (request.mode ?? "chat") !== "chat") return request;
+  /**
+   * One generation, or with tools a few: each time the model stops to call instrument tools
+   * the calls run here (in the agent, where the bridge is), their results go back in, and the
+   * model goes on from where it stopped, on the same slot. Past `maxCalls` it answers once more
+   * without tools, so a model that keeps calling still ends with an answer.
+   */
+  async #generateWithTools(slot: number, request: AnswerRequest, params: GenerationParams, options: AnswerOptions): Promise<AnswerResult> {
+    const chat = (request.mode ?? "chat") === "chat";
+    const tools = chat ? this.#tools : undefined;
+    const exchanges: ToolExchange[] = [];
+    const records: ToolRecord[] = [];
+    let text = "";
+    let limitReached = false;
+    let first: GenerateResult | undefined;
+    let completionTokens = 0;
+    let promptTokens = 0;
+    for (;;) {
+      const offerTools = tools !== undefined && !limitReached;
+      const result = await this.runtime.generate(slot, {
+        mode: request.mode ?? "chat",
+        ...(request.messages ? { messages: request.messages } : {}),
+        ...(request.prompt !== undefined ? { prompt: request.prompt } : {}),
+        system: request.system ?? this.defaults.system,
+        params,
+        signal: options.signal,
+        onDelta: options.onDelta,
+        ...(offerTools ? { tools: tools.specs } : {}),
+        ...(exchanges.length > 0 ? { toolExchanges: exchanges } : {}),
+      });
+      first ??= result;
+      promptTokens += result.usage.promptTokens;
+      completionTokens += result.usage.completionTokens;
+      text += result.text;
+      const calls = result.toolCalls ?? [];
+      if (!offerTools || calls.length === 0 || result.finishReason === "cancelled") {
+        if (exchanges.length === 0) return result;
+        return {
+          ...result,
+          text,
+          usage: { promptTokens, completionTokens },
+          timings: { ...result.timings, ttftMs: first.timings.ttftMs },
+          tools: records,
+          ...(limitReached ? { toolLimitReached: true } : {}),
+        };
+      }
+      let textBefore = result.text;
+      for (const call of calls) {
+        if (records.length >= tools.maxCalls) {
+          limitReached = true;
+          break;
+        }
+        const record = await tools.run(call);
+        records.push(record);
+        options.onToolCall?.(record);
+        exchanges.push({ ...call, textBefore, result: record.error === undefined ? record.result : { error: record.error } });
+        textBefore = "";
+      }
+    }
+  }
+
+  /**
+   * Chat requests get the live context (the instrument's reading) at the start of their newest
+   * user turn, not in the system prompt: a reading that changes between turns then leaves the
+   * cached system prompt and earlier turns valid, and only the new turn is evaluated.
+   */
+  async #withContext(request: AnswerRequest): Promise<{ request: AnswerRequest; context?: string; sentQuestion?: string }> {
+    if (!this.#contextProvider || (request.mode ?? "chat") !== "chat") return { request };
+    const messages = request.messages ?? [];
+    const last = messages.at(-1);
+    if (last?.role !== "user") return { request };
     let context: string | undefined;
     try {
       context = await this.#contextProvider();
     } catch (error) {
       context = `(live context could not be read: ${(error as Error).message})`;
     }
-    if (!context) return request;
-    const messages = request.messages ?? [];
-    const system = messages.find((m) => m.role === "system");
-    // A system message in the conversation wins over `system` in the runtime, so extend that one.
-    if (system) return { ...request, messages: messages.map((m) => (m === system ? { ...m, content: `${m.content}\n\n${context}` } : m)) };
-    return { ...request, system: `${request.system ?? this.defaults.system}\n\n${context}` };
+    if (!context) return { request };
+    const sentQuestion = `${context}\n\n${last.content}`;
+    return { request: { ...request, messages: [...messages.slice(0, -1), { ...last, content: sentQuestion }] }, context, sentQuestion };
   }
 }
 
 export interface AnswerServiceOptions {
-  /** Text added to the system prompt of chat requests (the instrument's live settings); must not throw. Defaults to none. */
+  /** Text put before the newest user turn of chat requests (the instrument's live reading); must not throw. Defaults to none. */
   contextProvider?: (() => Promise<string | undefined>) | undefined;
+  /** Instrument tools the model may call in chat answers. Defaults to none. */
+  tools?: ToolBox | undefined;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

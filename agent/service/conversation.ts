@@ -1,5 +1,5 @@
-import type { AnswerOptions, AnswerRequest, AnswerService } from "./answerService.js";
-import type { ChatMessage, GenerateResult } from "../engine/modelRuntime.js";
+import type { AnswerOptions, AnswerRequest, AnswerResult, AnswerService } from "./answerService.js";
+import type { ChatMessage } from "../engine/modelRuntime.js";
 
 export interface ConversationOptions {
   /** Most messages kept (user and assistant); older turns are dropped first. Defaults to 40. */
@@ -35,10 +35,13 @@ export class Conversation {
     question: string,
     options: AnswerOptions = {},
     overrides: Pick<AnswerRequest, "system" | "params"> = {},
-  ): Promise<GenerateResult> {
+  ): Promise<AnswerResult> {
     const messages: ChatMessage[] = [...this.#messages, { role: "user", content: question }];
     const result = await service.answer({ mode: "chat", messages, ...overrides }, options);
     if (result.finishReason !== "cancelled") {
+      // Keep the turn as the model saw it (with its instrument reading), so the next turn's
+      // history matches what is already in the KV cache and only the new turn is evaluated.
+      if (result.sentQuestion !== undefined) messages[messages.length - 1] = { role: "user", content: result.sentQuestion };
       messages.push({ role: "assistant", content: result.text });
       // Drop whole turns (a user message and its answer) from the front.
       while (messages.length > this.#maxMessages) messages.splice(0, 2);

@@ -6,6 +6,9 @@ import type { ModelFileSummary } from "../../models/gguf/ggufValidator.js";
 import { ensureDemoModel, isReachable, resolveModel } from "../../models/modelResolver.js";
 import type { ResolvedModel } from "../../models/modelResolver.js";
 import { InstrumentBridge } from "../../firmware-bridge/instrumentBridge.js";
+import { canCallTools } from "../../models/catalog.js";
+import { createInstrumentTools } from "./instrumentTools.js";
+import type { ToolBox } from "./toolBox.js";
 import { AnswerService } from "./answerService.js";
 import type { AgentConfig } from "../config/config.js";
 import type { HostFacts } from "../host/hostFacts.js";
@@ -84,7 +87,7 @@ async function chooseDefaultModel(facts: HostFacts, config: AgentConfig, logger:
   }
   logger.warn(
     `no model present in ${path.resolve(config.modelsDir)} and ${wanted ? "the download source is unreachable" : "none fits this host"}: ` +
-      `using the demo model, whose answers are random text${wanted ? ` (get a real one with: ${selfCommand()} models pull ${wanted.id})` : ""}`,
+      `using the demo model, which has no knowledge and only says what it is${wanted ? ` (get a real one with: ${selfCommand()} models pull ${wanted.id})` : ""}`,
   );
   return ensureDemoModel(resolveOptions);
 }
@@ -128,6 +131,22 @@ export function createInstrument(config: AgentConfig, logger: Logger): Instrumen
 }
 
 /**
+ * The model's instrument tools, or none: `--tools on` always (with an instrument), `off`
+ * never, `auto` for the catalog models that can call them (canCallTools). Every call goes
+ * through the bridge's allowlist and audit log as origin `model`.
+ */
+function instrumentTools(config: AgentConfig, model: ResolvedModel, instrument: InstrumentBridge, logger: Logger): ToolBox | undefined {
+  const on = config.tools === "on" || (config.tools === "auto" && model.catalogEntry !== undefined && canCallTools(model.catalogEntry));
+  if (!on) {
+    if (config.tools === "auto")
+      logger.debug({ model: model.label }, "instrument tools off: --tools auto gives them to catalog models that can call them");
+    return undefined;
+  }
+  logger.info({ model: model.label, maxCalls: config.toolCallsMax }, "instrument tools on: scpi_query, read_trace, read_errors");
+  return createInstrumentTools({ query: (line) => instrument.query(line, "model"), maxCalls: config.toolCallsMax });
+}
+
+/**
  * The model runtime's options as every command derives them from the config, the model and
  * its plan; `run`, `smoke` and `bench` differ only in what they override.
  */
@@ -168,10 +187,12 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   const bar = options.showProgress
     ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes })
     : undefined;
+  const tools = instrument ? instrumentTools(config, model, instrument, logger) : undefined;
   const { startEngine } = await import("../engine/process/engineProcess.js");
   const runtime = await startEngine(
     {
       ...runtimeOptions(config, model, plan, logger),
+      warmUp: { system: config.system, tools: tools?.specs },
       ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
     },
     config.engine,
@@ -192,7 +213,7 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
         seed: config.seed,
       },
     },
-    { contextProvider: instrument?.contextProvider },
+    { contextProvider: instrument?.contextProvider, tools },
   );
   return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query, "console") : undefined };
 }

@@ -114,7 +114,7 @@ describe("the context the model sees (real runtime, in process)", () => {
     await runtime?.dispose();
   });
 
-  it("AnswerService adds the instrument summary to the system prompt of chat requests, not of raw ones", async () => {
+  it("AnswerService puts the instrument summary at the start of the newest user turn of chat requests, not in the system prompt, not in raw ones", async () => {
     const logger = createLogger({ level: "silent" });
     runtime = await LlamaRuntime.load({
       modelPath: tiny,
@@ -151,10 +151,15 @@ describe("the context the model sees (real runtime, in process)", () => {
     );
     const result = await service.answer({ messages: [{ role: "user", content: "what is the span?" }] });
     expect(result.usage.completionTokens).toBeGreaterThan(0);
-    expect(seen[0]?.system).toMatch(/^Be brief\.\n\nLive instrument settings/);
-    expect(seen[0]?.system).toContain("span 1 MHz");
+    expect(seen[0]?.system).toBe("Be brief.");
+    const turn = seen[0]?.messages?.at(-1);
+    expect(turn?.role).toBe("user");
+    expect(turn?.content).toMatch(/^Live instrument settings[^]*span 1 MHz[^]*\n\nwhat is the span\?$/);
+    expect(result.context).toContain("span 1 MHz");
+    expect(result.sentQuestion).toBe(turn?.content);
     await service.answer({ mode: "raw", prompt: "x" });
     expect(seen[1]?.system).toBe("Be brief.");
+    expect(seen[1]?.prompt).toBe("x");
     await bridge.close();
 
     const dead = new InstrumentBridge({ uri: `tcp://127.0.0.1:${await closedPort()}` });
@@ -168,7 +173,7 @@ describe("the context the model sees (real runtime, in process)", () => {
     );
     const answered = await offline.answer({ messages: [{ role: "user", content: "span?" }] });
     expect(answered.usage.completionTokens).toBeGreaterThan(0);
-    expect(seen[2]?.system).toContain("could not be read");
+    expect(seen[2]?.messages?.at(-1)?.content).toMatch(/could not be read[^]*\n\nspan\?$/);
     await dead.close();
   });
 });

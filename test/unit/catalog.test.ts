@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AgentError } from "../../common/errors.js";
-import { catalogEntryForFileName, findCatalogEntry, listCatalog, resolveHfUri } from "../../models/catalog.js";
+import { canCallTools, catalogEntryForFileName, findCatalogEntry, listCatalog, resolveHfUri } from "../../models/catalog.js";
 
 const EXPECTED_IDS = [
   "qwen2.5-0.5b-instruct-q4_k_m",
@@ -123,5 +123,15 @@ describe("resolveHfUri", () => {
   it("refuses a mirror that is not an http(s) URL", () => {
     expect(() => resolveHfUri(uri, "ftp://mirror")).toThrow(/expected an http/);
     expect(() => resolveHfUri(uri, "not a url")).toThrow(/not a URL/);
+  });
+});
+
+describe("canCallTools (--tools auto)", () => {
+  it("gives tools to Qwen2.5 from 1.5B and to every Qwen3, not to Qwen2.5 0.5B", () => {
+    const byBase = new Map(listCatalog().map((entry) => [entry.baseModel, canCallTools(entry)]));
+    expect(byBase.get("qwen2.5-0.5b-instruct")).toBe(false);
+    expect(byBase.get("qwen2.5-1.5b-instruct")).toBe(true);
+    expect(byBase.get("qwen2.5-3b-instruct")).toBe(true);
+    expect(byBase.get("qwen3-0.6b")).toBe(true);
   });
 });

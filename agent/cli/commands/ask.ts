@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { AgentError, EXIT_OK, EXIT_RUNTIME } from "../../../common/errors.js";
 import { settingsIn } from "../../config/settings.js";
-import { DEMO_NOTICE } from "../../console/consoleText.js";
+import { DEMO_NOTICE, toolCallLine } from "../../console/consoleText.js";
 import type { CommandSpec } from "../commandSpec.js";
 import { given, seconds, text } from "../commandOption.js";
 import { loadAgentUnlessStopped, onSignals } from "../context.js";
@@ -61,12 +61,15 @@ export const askCommand: CommandSpec<AskOptions> = {
         {
           signal: controller.signal,
           onDelta: config.json ? undefined : (delta) => process.stdout.write(delta),
+          onToolCall: config.json ? undefined : (record) => process.stderr.write(`${toolCallLine(record)}\n`),
         },
       );
       if (config.json) {
         const { modelLabel: model, isDemo: demo } = agent.runtime.info;
-        const { text: answer, finishReason, usage, timings } = result;
-        process.stdout.write(`${JSON.stringify({ model, demo, text: answer, finishReason, usage, timings })}\n`);
+        const { text: answer, finishReason, usage, timings, context: liveContext, tools, toolLimitReached } = result;
+        const grounding = { ...(liveContext === undefined ? {} : { context: liveContext }), ...(tools === undefined ? {} : { tools }) };
+        const limit = toolLimitReached ? { toolLimitReached } : {};
+        process.stdout.write(`${JSON.stringify({ model, demo, text: answer, finishReason, usage, timings, ...grounding, ...limit })}\n`);
       } else if (!result.text.endsWith("\n")) {
         process.stdout.write("\n");
       }

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { AgentError } from "../../../common/errors.js";
 import { round } from "../../../common/format.js";
 import { GENERATION_PARAM_RANGES, type GenerateResult, type GenerationParams } from "../../engine/modelRuntime.js";
+import type { AnswerResult } from "../../service/answerService.js";
 
 /**
  * The payloads of the MQTT API (README "MQTT API"), each declared once as a zod schema:
@@ -164,6 +165,12 @@ export function checkFields<T>(
 // Replies, status and health
 
 const usageSchema = z.object({ promptTokens: z.number(), completionTokens: z.number() });
+const toolRecordSchema = z.object({
+  name: z.string(),
+  arguments: z.unknown(),
+  result: z.unknown().optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+});
 
 /**
  * A streamed piece of the answer, `seq` from 0. `restarted: true` marks the chunks of an answer
@@ -180,6 +187,9 @@ export const answerFinalSchema = z.object({
   usage: usageSchema,
   timings: z.object({ ttftMs: z.number(), tokensPerSecond: z.number(), queuedMs: z.number() }),
   session: z.string().optional(),
+  /** The model's instrument calls (`--tools`), each with its result or the error it was given. */
+  tools: z.array(toolRecordSchema).optional(),
+  toolLimitReached: z.literal(true).optional(),
 });
 export const errorFinalSchema = z.object({
   id: z.string(),
@@ -243,7 +253,7 @@ export const healthSchema = z.object({
 export type Health = z.output<typeof healthSchema>;
 
 /** The final of an answer; timings rounded as the README shows them. */
-export function answerFinal(id: string, agent: string, result: GenerateResult, session: string | undefined): AnswerFinal {
+export function answerFinal(id: string, agent: string, result: AnswerResult, session: string | undefined): AnswerFinal {
   return {
     id,
     done: true,
@@ -257,6 +267,8 @@ export function answerFinal(id: string, agent: string, result: GenerateResult, s
       queuedMs: result.timings.queuedMs,
     },
     ...(session !== undefined ? { session } : {}),
+    ...(result.tools !== undefined ? { tools: result.tools } : {}),
+    ...(result.toolLimitReached ? { toolLimitReached: true as const } : {}),
   };
 }
 
