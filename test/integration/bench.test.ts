@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { runAgent } from "../helpers/bundle.js";
-import { tempDir } from "../helpers/models.js";
+import { modelArgs, tempDir } from "../helpers/models.js";
 
 // `bench` through the real bundle on the tiny model: every figure is reported with a sane
 // type. No timing is asserted here: speed goals live in `bench` itself.
@@ -109,6 +109,47 @@ describe("bench", () => {
     expect(table.stdout).toMatch(/^node-llama-cpp loop\s+\d/m);
     expect(table.stdout).toMatch(/^agent, MQTT \(client's view\)\s+\(not run\)/m);
     expect(table.stdout).toMatch(/^agent, MQTT \+ request journal\s+\(not run\)/m);
+    expect(table.stdout).not.toContain("conversation grounded in");
+  });
+
+  it("with --instrument sim: first-question and follow-up TTFT of a 5-turn conversation whose marker reading changes", async () => {
+    const result = await runAgent(
+      [
+        "bench",
+        ...modelArgs(tiny),
+        "--bench-runs",
+        "1",
+        "--bench-tokens",
+        "8",
+        "--bench-concurrency",
+        "1",
+        "--mqtt",
+        "off",
+        "--instrument",
+        "sim",
+        "--json",
+      ],
+      { timeoutMs: 120_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { conversation } = JSON.parse(result.stdout) as {
+      conversation: {
+        instrument: string;
+        turns: { ttftMs: number; promptTokens: number; turnTokens: number; markerDbm: number | null }[];
+        first: { ttftMs: number; promptTokens: number };
+        followUp: { ttftMs: number; promptTokens: number; turnTokens: number };
+      };
+    };
+    expect(conversation.instrument).toBe("sim");
+    expect(conversation.turns).toHaveLength(5);
+    // The simulator's marker moved between turns: the reading changed.
+    expect(new Set(conversation.turns.map((t) => t.markerDbm)).size).toBeGreaterThan(1);
+    for (const turn of conversation.turns) expect(turn.ttftMs).toBeGreaterThan(0);
+    // The system prompt was evaluated at load, and a changed reading in the new turn left the
+    // history cached: each turn evaluates its own tokens plus at most the chat template's
+    // markers and the previous answer (8 tokens here), not the whole conversation again.
+    for (const turn of conversation.turns) expect(turn.promptTokens).toBeLessThanOrEqual(turn.turnTokens + 8 + 16);
+    expect(conversation.followUp.promptTokens).toBeLessThan(conversation.turns.slice(0, 4).reduce((sum, t) => sum + t.turnTokens, 0));
   });
 
   it("a bad --bench-concurrency or a missing --llama-bench binary is bad usage: exit 2", async () => {

@@ -20,7 +20,7 @@ export const benchCommand: CommandSpec<BenchOptions> = {
   description:
     "speed on one model and thread count: prompt and generation tokens/s, TTFT, load time, peak RSS; in process, over MQTT and with concurrent requesters, against the plain node-llama-cpp loop (--json)",
   // The MQTT run needs the broker, its login and the topic prefix; the agent id is bench's own.
-  settings: [...settingsIn("model", "host", "broker"), "mqtt", "mqttPrefix", "json"],
+  settings: [...settingsIn("model", "host", "broker"), "mqtt", "mqttPrefix", "instrument", "scpiAllow", "scpiTimeout", "system", "json"],
   defaults: { logLevel: "warn", mqtt: "embedded" },
   options: {
     benchRuns: { arg: "<n>", help: "interleaved rounds; figures are medians", default: "5", parse: wholeNumber(1, 100) },

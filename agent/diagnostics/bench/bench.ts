@@ -208,7 +208,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     }
     const engineStats = await runtime.stats();
     const enginePeak = runtime.info.engine === "process" ? engineStats.peakRssBytes : null;
-    return benchReport({
+    const report = benchReport({
       rounds,
       options,
       runtime,
@@ -221,6 +221,15 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       enginePeakRssBytes: enginePeak,
       prepared: { model, summary, facts },
     });
+    await mqttJournal?.close();
+    await mqtt?.close();
+    await runtime.dispose();
+    if (config.instrument.trim() !== "off") {
+      onStep?.(`a 5-turn conversation grounded in ${config.instrument}`);
+      const { benchConversation } = await import("./benchConversation.js");
+      report.conversation = await benchConversation({ config, logger, model, plan, maxTokens: options.genTokens });
+    }
+    return report;
   } finally {
     await mqttJournal?.close();
     await mqtt?.close();

@@ -1,4 +1,5 @@
 import path from "node:path";
+import type { ConversationFigures } from "./benchConversation.js";
 import { round } from "../../../common/format.js";
 import type { EngineRuntime } from "../../engine/modelRuntime.js";
 import { peakRssBytes } from "../../host/processStats.js";
@@ -58,6 +59,8 @@ export interface BenchReport {
   /** The same MQTT path with the crash-safe request journal (`run`'s), in a temp folder; its counters at the end. */
   mqttJournal: (SampleMedians & { broker: string; journal: JournalStats | null }) | null;
   concurrency: ConcurrencyFigure[];
+  /** With `--instrument`: first-question and follow-up TTFT of a grounded conversation (benchConversation.ts). */
+  conversation: ConversationFigures | null;
   ratios: {
     rawVsLlamaBench: { prompt: number | null; generation: number | null };
     inProcessVsLlamaBench: { prompt: number | null; generation: number | null };
@@ -187,6 +190,7 @@ export function benchReport(input: ReportInput): BenchReport {
   const facts = prepared.facts;
   const agentPeak = peakRssBytes();
   return {
+    conversation: null,
     machine: {
       cpu: facts.cpuModel,
       physicalCores: facts.physicalCores,
@@ -285,6 +289,15 @@ export function renderBench(r: BenchReport): string {
     lines.push(
       `${String(c.requesters).padEnd(12)}${fmt(c.aggregateTokensPerSecond).padStart(21)}${fmt(c.endToEndTokensPerSecond).padStart(12)}${fmt(c.perRequesterTokensPerSecond).padStart(12)}` +
         `${fmt(c.ttftMs).padStart(9)}${fmt(c.vsSingle, 2).padStart(8)}${fmt(c.llamaBatchedBench).padStart(15)}${fmt(c.vsLlamaBatchedBench, 2).padStart(8)}`,
+    );
+  }
+  if (r.conversation) {
+    const c = r.conversation;
+    lines.push(
+      "",
+      `conversation grounded in ${c.instrument} (reading in each new turn; system prompt evaluated at load):`,
+      `  first question after load: TTFT ${fmt(c.first.ttftMs)} ms, ${c.first.promptTokens} prompt tokens evaluated for a ${c.first.turnTokens}-token turn`,
+      `  follow-ups (median of ${c.turns.length - 1}, reading changed each turn): TTFT ${fmt(c.followUp.ttftMs)} ms, ${c.followUp.promptTokens} prompt tokens evaluated for a ${c.followUp.turnTokens}-token turn`,
     );
   }
   lines.push(
