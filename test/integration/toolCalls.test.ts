@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimulatorServer } from "../../firmware-bridge/simulatorServer.js";
@@ -92,6 +93,33 @@ describe("a read tool call", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(`${AFTER}\n`);
     expect(result.stderr).toMatch(/^\[tool\] scpi_query \{"query":":SENS:BAND:RES\?"\} -> \{"reply":"[^"]+"\}$/m);
+  });
+
+  it("chat prints the call as one line before the answer", async () => {
+    const uri = `tcp://127.0.0.1:${instrument.port}`;
+    const result = await runAgent(["chat", ...modelArgs(model), "--instrument", uri, "--tools", "on"], { input: "What is the RBW?\n" });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(
+      /\[tool\] scpi_query \{"query":":SENS:BAND:RES\?"\} -> \{"reply":"[^"]+"\}\n+The resolution bandwidth is as read\./,
+    );
+  });
+
+  it("the audit log has the call and the refusal as origin model, beside the context's reads", async () => {
+    const audit = path.join(dir, "audit.jsonl");
+    const refusing = await scriptedModel(path.join(dir, "refuse-once.gguf"), call("*RST"), AFTER);
+    await askJson(model, ["--scpi-audit", audit]);
+    await askJson(refusing, ["--scpi-audit", audit]);
+    const lines = readFileSync(audit, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { line: string; origin: string; replyBytes?: number; error?: { code: string } });
+    const byModel = lines.filter((entry) => entry.origin === "model");
+    expect(byModel).toEqual([
+      expect.objectContaining({ line: ":SENS:BAND:RES?", replyBytes: expect.any(Number) }),
+      expect.objectContaining({ line: "*RST", error: expect.objectContaining({ code: "IA_ERR_SCPI_REFUSED" }) }),
+    ]);
+    expect(lines.filter((entry) => entry.origin === "context").length).toBeGreaterThanOrEqual(2 * 13);
+    expect(lines.every((entry) => entry.origin === "context" || entry.origin === "model")).toBe(true);
   });
 
   it("with --tools off the model is given no tools and the call is only text", async () => {
