@@ -100,6 +100,8 @@ describe.each([
     expect(lines[0]).toContain("1001 sweep points, reference level 0 dBm");
     expect(lines.slice(1)).toEqual(TRACE_LINES);
     expect(result.stderr).not.toContain("note: the instrument");
+    // ask --json shows the same reading as the context the answer used.
+    expect((JSON.parse(result.stdout) as { context?: string }).context).toBe(context);
 
     const received = readFileSync(instrument.log, "latin1").split("\n").filter(Boolean);
     expect(received).toContain(":FORM?");
