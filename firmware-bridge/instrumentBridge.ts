@@ -99,6 +99,8 @@ export class InstrumentBridge {
       description: this.description,
       cacheMs: options.contextCacheMs ?? 3000,
       logger: this.#logger,
+      // LAN and the simulator carry a trace in milliseconds; a serial line takes seconds.
+      readTrace: address.kind === "tcp" || address.kind === "sim",
     });
   }
 

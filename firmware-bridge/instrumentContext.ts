@@ -31,6 +31,8 @@ export interface InstrumentSnapshot {
   error?: string;
   /** Why reading the trace failed, if it did; the settings are kept. */
   traceError?: string;
+  /** Why the trace was not read at all (a slow link), if it was not. */
+  traceSkipped?: string;
 }
 
 export interface InstrumentContextOptions {
@@ -46,6 +48,11 @@ export interface InstrumentContextOptions {
   logger?: Logger | undefined;
   /** Clock for the cache. Defaults to `Date.now`. */
   now?: () => number;
+  /**
+   * Read the trace before every answer. Defaults to true. Off on serial links: a 1001-point
+   * ASCII trace is 14 to 20 kB, 15 to 20 s at 9600 baud, which every answer would wait for.
+   */
+  readTrace?: boolean;
 }
 
 /**
@@ -104,6 +111,9 @@ export class InstrumentContext {
   async snapshot(): Promise<InstrumentSnapshot> {
     const replies: InstrumentSnapshot["replies"] = {};
     for (const [field, query] of Object.entries(SNAPSHOT_QUERIES) as [SnapshotField, string][]) {
+      if (this.#options.readTrace === false && TRACE_FIELDS.has(field)) {
+        return { replies, traceSkipped: "not read before each answer over a serial link (too slow); the read_trace tool reads it" };
+      }
       try {
         const reply = await this.#options.query(query);
         // Trimming would cut bytes off a binary block.
@@ -189,6 +199,7 @@ export function traceLines(snapshot: InstrumentSnapshot): string[] {
   const r = snapshot.replies;
   if (snapshot.error !== undefined) return ["trace: not read (the settings could not be read)"];
   if (snapshot.traceError !== undefined) return [traceUnreadable(snapshot.traceError)];
+  if (snapshot.traceSkipped !== undefined) return [`trace: ${snapshot.traceSkipped}`];
   const center = numberOf(r.center);
   const span = numberOf(r.span);
   if (center === undefined || span === undefined) return [traceUnreadable("center or span unknown")];

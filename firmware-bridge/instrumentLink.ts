@@ -13,7 +13,8 @@ export interface InstrumentLink {
   sendLine(line: string): Promise<void>;
   /**
    * The next reply without its terminator: a line, or a whole definite-length block (latin1,
-   * one character per byte). Rejects with a `LinkTimeoutError` after `timeoutMs`, or a
+   * one character per byte). Rejects with a `LinkTimeoutError` after `timeoutMs` without a byte
+   * (the wait starts again with each chunk that arrives), or a
    * `LinkReplyError` for a reply it cannot hand on.
    */
   readLine(timeoutMs: number): Promise<string>;
@@ -81,6 +82,9 @@ export class LineReader {
 
   push(bytes: Buffer | string): void {
     this.#buffer += typeof bytes === "string" ? bytes : bytes.toString("latin1");
+    // The timeout is for silence, not for the whole reply: a long trace on a slow serial
+    // line keeps its read alive as long as bytes keep coming (the 2 MiB cap bounds it).
+    this.#waiter?.timer.refresh();
     while (this.#buffer !== "" && this.#next()) {
       // #next took one reply, or skipped bytes, off the buffer.
     }

@@ -24,7 +24,7 @@ export const INSTRUMENT_SETTINGS = {
     arg: "<ms>",
     schema: wholeNumber(50, 600_000),
     default: 3000,
-    help: "how long one SCPI reply may take",
+    help: "how long the instrument may stay silent while a reply is due (a long reply lasts as long as bytes keep coming)",
   }),
   scpiAudit: setting({
     group: "instrument",

@@ -57,6 +57,17 @@ describe("the instrument context's trace", () => {
     expect(context.lastReadable).toBe(true);
   });
 
+  it("over a serial link (readTrace false) reads the settings only, and says the trace was left for read_trace", async () => {
+    const simulator = new SpectrumAnalyzerSimulator();
+    const client = new ScpiClient({ link: new SimulatorLink(simulator), timeoutMs: 200 });
+    const context = new InstrumentContext({ query: (line) => client.query(line), description: "serial", readTrace: false });
+    const lines = (await context.render()).split("\n");
+    expect(simulator.received.filter((line) => line.startsWith(":TRAC") || line.startsWith(":FORM"))).toEqual([]);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe("trace: not read before each answer over a serial link (too slow); the read_trace tool reads it");
+    expect(context.lastReadable).toBe(true);
+  });
+
   it("keeps the bytes of a block that end in white space (LF, CR, space, 0xA0 are data, not padding)", () => {
     const points = [-90, -90, -23.45, -90, -90];
     const block = encodeTraceBlock(points, "REAL,32", "SWAP");

@@ -1,5 +1,5 @@
 import net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { LineReader, LinkReplyError, MAX_REPLY_BYTES } from "../../firmware-bridge/instrumentLink.js";
 import { ScpiClient } from "../../firmware-bridge/scpiClient.js";
 import { formatScpiReal, SpectrumAnalyzerSimulator } from "../../firmware-bridge/simulator.js";
@@ -45,6 +45,27 @@ describe("the line reader with binary blocks", () => {
     for (const byte of STREAM) reader.push(Buffer.from([byte]));
     expect(latin1(await first)).toEqual(BLOCK);
     expect(await reader.read(100)).toBe('+0,"No error"');
+  });
+
+  it("times out on silence, not on a long reply: each chunk starts the wait again", async () => {
+    vi.useFakeTimers();
+    try {
+      const reader = new LineReader();
+      const slow = reader.read(100);
+      // A trace trickling in over a slow serial line: 10 chunks 80 ms apart, 800 ms in all.
+      const chunks = [...STREAM.subarray(0, BLOCK.length + 1)];
+      for (const byte of chunks) {
+        await vi.advanceTimersByTimeAsync(80);
+        reader.push(Buffer.from([byte]));
+      }
+      expect(latin1(await slow)).toEqual(BLOCK);
+      const silent = reader.read(100);
+      const failure = expect(silent).rejects.toMatchObject({ timedOut: true });
+      await vi.advanceTimersByTimeAsync(101);
+      await failure;
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("takes CR LF, LF or nothing after a block, even when the terminator comes after a discard", async () => {
