@@ -17,7 +17,18 @@ export const smokeCommand: CommandSpec<SmokeOptions> = {
   description:
     "headless smoke test of this host: probe, model, load, speed, mlock, and the configured MQTT/serial/instrument (--json; exit 3 if a check fails)",
   // The MQTT check logs in to the configured broker; the serial one opens the port; the instrument one asks *IDN?.
-  settings: [...settingsIn("model", "host", "broker"), "system", "mqtt", "agentId", "mqttPrefix", "serial", "baud", "instrument", "json"],
+  settings: [
+    ...settingsIn("model", "host", "broker"),
+    "system",
+    "mqtt",
+    "agentId",
+    "mqttPrefix",
+    "serial",
+    "baud",
+    "instrument",
+    "scpiAudit",
+    "json",
+  ],
   defaults: { logLevel: "error", mqtt: "off" },
   options: {
     smokeTokens: { arg: "<n>", help: "tokens to generate", default: "16", parse: wholeNumber(1) },
