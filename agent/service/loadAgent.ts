@@ -6,7 +6,7 @@ import type { ModelFileSummary } from "../../models/gguf/ggufValidator.js";
 import { ensureDemoModel, isReachable, resolveModel } from "../../models/modelResolver.js";
 import type { ResolvedModel } from "../../models/modelResolver.js";
 import { InstrumentBridge } from "../../firmware-bridge/instrumentBridge.js";
-import { canCallTools } from "../../models/catalog.js";
+import { canCallTools, catalogEntryForFileName } from "../../models/catalog.js";
 import { createInstrumentTools } from "./instrumentTools.js";
 import type { ToolBox } from "./toolBox.js";
 import { AnswerService } from "./answerService.js";
@@ -136,7 +136,9 @@ export function createInstrument(config: AgentConfig, logger: Logger): Instrumen
  * through the bridge's allowlist and audit log as origin `model`.
  */
 function instrumentTools(config: AgentConfig, model: ResolvedModel, instrument: InstrumentBridge, logger: Logger): ToolBox | undefined {
-  const on = config.tools === "on" || (config.tools === "auto" && model.catalogEntry !== undefined && canCallTools(model.catalogEntry));
+  // A catalog file carried in by path counts as that catalog model.
+  const entry = model.catalogEntry ?? catalogEntryForFileName(model.path);
+  const on = config.tools === "on" || (config.tools === "auto" && entry !== undefined && canCallTools(entry));
   if (!on) {
     if (config.tools === "auto")
       logger.debug({ model: model.label }, "instrument tools off: --tools auto gives them to catalog models that can call them");

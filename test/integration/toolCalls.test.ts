@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimulatorServer } from "../../firmware-bridge/simulatorServer.js";
@@ -120,6 +120,15 @@ describe("a read tool call", () => {
     ]);
     expect(lines.filter((entry) => entry.origin === "context").length).toBeGreaterThanOrEqual(2 * 13);
     expect(lines.every((entry) => entry.origin === "context" || entry.origin === "model")).toBe(true);
+  });
+
+  it("--tools auto offers the tools to a file named as a catalog model that calls them well, and not to Qwen2.5 0.5B's", async () => {
+    const capable = path.join(dir, "qwen2.5-1.5b-instruct-q4_k_m.gguf");
+    const small = path.join(dir, "qwen2.5-0.5b-instruct-q4_k_m.gguf");
+    copyFileSync(model, capable);
+    copyFileSync(model, small);
+    expect((await askJson(capable, ["--tools", "auto"])).tools).toHaveLength(1);
+    expect((await askJson(small, ["--tools", "auto"])).tools).toBeUndefined();
   });
 
   it("with --tools off the model is given no tools and the call is only text", async () => {
