@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { RateLimiter, invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
+import { RateLimiter } from "../../common/rateLimiter.js";
+import { invalidUtf8Offset, parseAsk, parseCancel, parseScpi, requestKey } from "../../agent/transports/mqtt/mqttRequest.js";
 import { Outbox } from "../../agent/transports/mqtt/outbox.js";
 
 const limits = { payloadLimit: 256, answerTopic: "ia/a1/answer", prefix: "ia", newId: () => "new-id" };

@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { z } from "zod";
 import { AgentError } from "../../../common/errors.js";
-import { LruMap } from "../../../common/lruMap.js";
 import type { ChatMessage, GenerationParams } from "../../engine/modelRuntime.js";
 import type { JournalMessage, JournalRoute } from "../../service/journal/requestJournal.js";
 import { AGENT_TOPIC_SUFFIXES, isAgentOwnTopic } from "./topics.js";
@@ -266,42 +265,4 @@ export function describeAge(ms: number): string {
   if (s < 120) return `${s} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
   return `${Math.round(s / 360) / 10} h`;
-}
-
-export interface RateLimiterOptions {
-  /** Requests a minute each key may make, with bursts up to the same number; 0 is no limit. */
-  perMinute: number;
-  /** Most keys remembered. Defaults to 1000. */
-  maxKeys?: number;
-  /** Clock in ms (tests hand in their own). Defaults to `performance.now`. */
-  now?: () => number;
-}
-
-/**
- * A token bucket per requester. MQTT does not tell a subscriber who published, so the key
- * is what identifies a requester in practice: its reply topic.
- */
-export class RateLimiter {
-  readonly #perMinute: number;
-  readonly #now: () => number;
-  readonly #buckets: LruMap<string, { tokens: number; at: number }>;
-
-  constructor(options: RateLimiterOptions) {
-    this.#perMinute = options.perMinute;
-    this.#now = options.now ?? (() => performance.now());
-    this.#buckets = new LruMap(options.maxKeys ?? 1000);
-  }
-
-  /** Takes one request for `key`; false when its bucket is empty. */
-  take(key: string): boolean {
-    if (this.#perMinute <= 0) return true;
-    const now = this.#now();
-    const bucket = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
-    bucket.tokens = Math.min(this.#perMinute, bucket.tokens + ((now - bucket.at) * this.#perMinute) / 60_000);
-    bucket.at = now;
-    const allowed = bucket.tokens >= 1;
-    if (allowed) bucket.tokens -= 1;
-    this.#buckets.set(key, bucket);
-    return allowed;
-  }
 }

@@ -3,13 +3,13 @@ import type { IPublishPacket } from "mqtt";
 import { AgentError, toAgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
 import { LruMap } from "../../../common/lruMap.js";
+import { RateLimiter } from "../../../common/rateLimiter.js";
 import type { ScpiOrigin } from "../../../firmware-bridge/scpiAudit.js";
 import type { GenerateResult } from "../../engine/modelRuntime.js";
 import type { AnswerOptions, AnswerService } from "../../service/answerService.js";
 import { Conversation } from "../../service/conversation.js";
 import type { RequestJournal } from "../../service/journal/requestJournal.js";
 import {
-  RateLimiter,
   chatMessages,
   describeAge,
   parseAsk,
@@ -231,6 +231,7 @@ export class RequestHandler {
   async #ask(envelope: Envelope, dup: boolean | undefined): Promise<void> {
     const parsed = parseAsk(envelope, this.#limits);
     if (!parsed.ok) {
+      this.#options.service.metrics?.countError(parsed.error.code, "mqtt");
       this.#replyError(parsed.route, parsed.id, parsed.error);
       return;
     }
@@ -240,6 +241,7 @@ export class RequestHandler {
     if (this.#seenBefore(key, dup, request.idGiven)) return;
     const refused = this.#refusal(route);
     if (refused) {
+      this.#options.service.metrics?.countError(refused.code, "mqtt");
       this.#replyError(route, request.id, refused);
       return;
     }
@@ -297,7 +299,7 @@ export class RequestHandler {
     }
     let final: FinalReply;
     try {
-      const result = await this.#generate(request, { signal, onDelta, onStart });
+      const result = await this.#generate(request, { signal, onDelta, onStart, transport: "mqtt" });
       final = answerFinal(request.id, agentId, result, request.session);
     } catch (error) {
       const agentError = toAgentError(error);
