@@ -1,4 +1,6 @@
+import { toAgentError } from "../../common/errors.js";
 import type { ChatMessage, GenerateResult, GenerationParams, ModelRuntime, ToolExchange } from "../engine/modelRuntime.js";
+import type { AgentMetrics } from "./metrics.js";
 import type { RequestQueue } from "./requestQueue.js";
 import type { ToolBox, ToolRecord } from "./toolBox.js";
 
@@ -24,6 +26,8 @@ export interface AnswerOptions {
   onStart?: (() => void) | undefined;
   /** Told each instrument call the model made, once it has its result. */
   onToolCall?: ((record: ToolRecord) => void) | undefined;
+  /** Who asked (`mqtt`, `http`, `console`, `serial`, `cli`): the `transport` label of the answer and error metrics. Defaults to `unknown`. */
+  transport?: string | undefined;
 }
 
 /** An answer, with what grounded it. */
@@ -58,6 +62,8 @@ export class AnswerService {
   readonly queue: RequestQueue;
   readonly defaults: AnswerDefaults;
   readonly stats: AnswerStats = { answered: 0, lastTokensPerSecond: 0, lastTtftMs: 0 };
+  /** Where answers, errors and tool calls are counted; transports count their own refusals here too. */
+  readonly metrics: AgentMetrics | undefined;
 
   readonly #contextProvider: (() => Promise<string | undefined>) | undefined;
   readonly #tools: ToolBox | undefined;
@@ -68,6 +74,7 @@ export class AnswerService {
     this.defaults = defaults;
     this.#contextProvider = options.contextProvider;
     this.#tools = options.tools;
+    this.metrics = options.metrics;
   }
 
   /** The tools chat answers may call, when the model is given any. */
@@ -75,7 +82,20 @@ export class AnswerService {
     return this.#tools;
   }
 
+  /** Every answer and every error thrown (queue full, prompt too long, cancelled while waiting) is counted under `options.transport`. */
   async answer(input: AnswerRequest, options: AnswerOptions = {}): Promise<AnswerResult> {
+    const transport = options.transport ?? "unknown";
+    try {
+      const result = await this.#answer(input, options);
+      this.metrics?.countAnswer(transport, result);
+      return result;
+    } catch (error) {
+      this.metrics?.countError(toAgentError(error).code, transport);
+      throw error;
+    }
+  }
+
+  async #answer(input: AnswerRequest, options: AnswerOptions): Promise<AnswerResult> {
     const { request, context, sentQuestion } = await this.#withContext(input);
     const enqueuedAt = performance.now();
     const params = { ...this.defaults.params, ...definedOnly(request.params ?? {}) };
@@ -151,6 +171,7 @@ export class AnswerService {
         }
         const record = await tools.run(call);
         records.push(record);
+        this.metrics?.countToolCall(record);
         options.onToolCall?.(record);
         exchanges.push({ ...call, textBefore, result: record.error === undefined ? record.result : { error: record.error } });
         textBefore = "";
@@ -185,6 +206,8 @@ export interface AnswerServiceOptions {
   contextProvider?: (() => Promise<string | undefined>) | undefined;
   /** Instrument tools the model may call in chat answers. Defaults to none. */
   tools?: ToolBox | undefined;
+  /** Counts answers, errors and tool calls. Defaults to none. */
+  metrics?: AgentMetrics | undefined;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

@@ -10,6 +10,7 @@ import { canCallTools, catalogEntryForFileName } from "../../models/catalog.js";
 import { createInstrumentTools } from "./instrumentTools.js";
 import type { ToolBox } from "./toolBox.js";
 import { AnswerService } from "./answerService.js";
+import { AgentMetrics } from "./metrics.js";
 import type { AgentConfig } from "../config/config.js";
 import type { HostFacts } from "../host/hostFacts.js";
 import { probeHost } from "../host/hostProbe.js";
@@ -109,6 +110,8 @@ export async function prepareModel(config: AgentConfig, logger: Logger): Promise
 export interface LoadedAgent extends PreparedModel {
   runtime: ModelRuntime;
   service: AnswerService;
+  /** The Prometheus figures (`GET /metrics` serves `metrics.render()`); the service counts into them. */
+  metrics: AgentMetrics;
   /** The firmware bridge when `--instrument` is set; close it at shutdown. */
   instrument?: InstrumentBridge | undefined;
   /**
@@ -190,7 +193,7 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
     ? createProgressBar({ label: `loading ${model.label}`, totalBytes: prepared.summary.fileBytes })
     : undefined;
   const tools = instrument ? instrumentTools(config, model, instrument, logger) : undefined;
-  const { startEngine } = await import("../engine/process/engineProcess.js");
+  const { startEngine, EngineProcess } = await import("../engine/process/engineProcess.js");
   const runtime = await startEngine(
     {
       ...runtimeOptions(config, model, plan, logger),
@@ -201,6 +204,13 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   );
   bar?.done();
   const queue = new RequestQueue({ slots: runtime.slots });
+  const metrics = new AgentMetrics({
+    model: model.label,
+    queue: () => ({ running: queue.running, waiting: queue.waiting }),
+    // Only the engine process restarts (--engine process); inline, a crash ends the agent.
+    engineRestarts: () => (runtime instanceof EngineProcess ? runtime.restarts : 0),
+    scpi: instrument ? () => instrument.counts : undefined,
+  });
   const service = new AnswerService(
     runtime,
     queue,
@@ -215,7 +225,14 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
         seed: config.seed,
       },
     },
-    { contextProvider: instrument?.contextProvider, tools },
+    { contextProvider: instrument?.contextProvider, tools, metrics },
   );
-  return { ...prepared, runtime, service, instrument, scpi: instrument ? (query) => instrument.query(query, "console") : undefined };
+  return {
+    ...prepared,
+    runtime,
+    service,
+    metrics,
+    instrument,
+    scpi: instrument ? (query) => instrument.query(query, "console") : undefined,
+  };
 }

@@ -85,6 +85,7 @@ export class EngineProcess implements EngineRuntime {
   #pending = new Map<number, Pending>();
   #nextId = 0;
   #disposed = false;
+  #restarts = 0;
   readonly #options: LlamaRuntimeOptions;
   readonly #log: Logger;
 
@@ -111,6 +112,11 @@ export class EngineProcess implements EngineRuntime {
 
   get disposed(): boolean {
     return this.#disposed;
+  }
+
+  /** Engine processes started again after one ended (a crash, a kill): the next question starts a new one. */
+  get restarts(): number {
+    return this.#restarts;
   }
 
   /** The engine's process id while it runs. */
@@ -186,7 +192,10 @@ export class EngineProcess implements EngineRuntime {
   #start(): Promise<void> {
     const options = this.#options;
     const restart = this.#info !== undefined;
-    if (restart) this.#log.warn({ model: options.modelLabel }, "starting the engine process again and reloading the model");
+    if (restart) {
+      this.#restarts += 1;
+      this.#log.warn({ model: options.modelLabel }, "starting the engine process again and reloading the model");
+    }
     const entry = engineEntry();
     const child = fork(entry.script, [], {
       // On Windows the engine gets no console window of its own (a service or a console on the
