@@ -31,6 +31,8 @@ export interface ConsoleHost {
   readonly service: AnswerService;
   readonly conversation: Conversation;
   readonly logger: Logger;
+  /** Which console this is: the `transport` label of its answers in the metrics. */
+  readonly transport: "console" | "serial";
   /** Read-only SCPI through the firmware bridge; undefined when no instrument is configured. */
   readonly scpi?: ((query: string) => Promise<string>) | undefined;
   /** Lines `/help` adds after the command list: the keys of this medium, what ending means here. */
@@ -191,6 +193,7 @@ export async function answerQuestion(host: ConsoleHost, question: string, turn: 
   try {
     const result = await host.conversation.ask(host.service, question, {
       signal: turn.signal,
+      transport: host.transport,
       onDelta: (text) => {
         if (live()) port.stream(text);
       },

@@ -1,11 +1,15 @@
 import { describe, expect, it } from "vitest";
 import type { GenerateResult, ModelRuntime, RuntimeInfo } from "../../agent/engine/modelRuntime.js";
+import { answerQuestion } from "../../agent/console/consoleCommands.js";
+import type { ConsoleHost } from "../../agent/console/consoleCommands.js";
 import { AnswerService } from "../../agent/service/answerService.js";
+import { Conversation } from "../../agent/service/conversation.js";
 import { AgentMetrics, TOKENS_PER_SECOND_BUCKETS, TTFT_SECONDS_BUCKETS, escapeLabelValue } from "../../agent/service/metrics.js";
 import type { AnsweredFigures } from "../../agent/service/metrics.js";
 import { RequestQueue } from "../../agent/service/requestQueue.js";
 import type { ToolBox } from "../../agent/service/toolBox.js";
 import { AgentError } from "../../common/errors.js";
+import { createLogger } from "../../common/logger.js";
 import { parsePrometheusText, sampleValue } from "../helpers/prometheusParser.js";
 
 // The Prometheus text (format 0.0.4) that GET /metrics serves: counters move, histogram
@@ -208,6 +212,26 @@ describe("AnswerService counts into AgentMetrics", () => {
     await service.answer(question, { transport: "cli" });
     expect(value(metrics.render(), 'instrument_agent_tool_calls_total{tool="scpi_query",outcome="refused"}')).toBe(1);
     expect(metrics.answers("cli", "stop")).toBe(1);
+  });
+  it("counts a console's answers under the transport its host names", async () => {
+    const metrics = new AgentMetrics();
+    const service = new AnswerService(fakeRuntime(), new RequestQueue({ slots: 1 }), { system: "", params: {} }, { metrics });
+    const said: string[] = [];
+    const host = (transport: ConsoleHost["transport"]): ConsoleHost => ({
+      port: { say: (text) => said.push(text), stream: () => undefined, endLine: () => undefined },
+      service,
+      conversation: new Conversation(),
+      logger: createLogger({ level: "silent" }),
+      transport,
+      helpNotes: [],
+      statusExtra: () => [],
+      endConversation: () => undefined,
+      ask: async () => undefined,
+    });
+    await answerQuestion(host("serial"), "hi", { signal: new AbortController().signal, timings: false });
+    await answerQuestion(host("console"), "hi", { signal: new AbortController().signal, timings: false });
+    expect(said.filter((text) => text.startsWith("error"))).toEqual([]);
+    expect([metrics.answers("serial", "stop"), metrics.answers("console", "stop")]).toEqual([1, 1]);
   });
 });
 

@@ -60,6 +60,7 @@ export const askCommand: CommandSpec<AskOptions> = {
         raw ? { mode: "raw", prompt: question } : { messages: [{ role: "user", content: question }] },
         {
           signal: controller.signal,
+          transport: "cli",
           onDelta: config.json ? undefined : (delta) => process.stdout.write(delta),
           onToolCall: config.json ? undefined : (record) => process.stderr.write(`${toolCallLine(record)}\n`),
         },

@@ -84,6 +84,7 @@ export class LocalConsole implements Transport {
       service: options.service,
       conversation: this.#conversation,
       logger: options.logger,
+      transport: "console",
       scpi: options.scpi,
       helpNotes: HELP_NOTES,
       statusExtra: () => this.#peerLines(),

@@ -112,6 +112,7 @@ export class SerialConsole implements Transport {
       service: options.service,
       conversation: this.#conversation,
       logger: options.logger,
+      transport: "serial",
       scpi: options.scpi,
       helpNotes: HELP_NOTES,
       statusExtra: () => [
