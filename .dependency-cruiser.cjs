@@ -38,6 +38,13 @@ module.exports = {
       to: { path: "node_modules/(serialport|@serialport/[^/]+)/" },
     },
     {
+      name: "only-the-mcp-folder-imports-the-mcp-sdk",
+      comment: "agent/transports/mcp/ owns the MCP SDK (stdio and streamable HTTP); the HTTP server mounts its handler through registry.ts.",
+      severity: "error",
+      from: { pathNot: "^agent/transports/mcp/" },
+      to: { path: "node_modules/@modelcontextprotocol/sdk/" },
+    },
+    {
       name: "transports-never-import-each-other",
       comment: "Each folder under agent/transports/ is one transport; what they share lives in agent/console/ or agent/service/.",
       severity: "error",

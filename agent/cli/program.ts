@@ -4,6 +4,7 @@ import { addCommand, globalOptions } from "./commandSpec.js";
 import { askCommand } from "./commands/ask.js";
 import { benchCommand } from "./commands/bench.js";
 import { chatCommand } from "./commands/chat.js";
+import { mcpCommand } from "./commands/mcp.js";
 import { modelsListCommand } from "./commands/models/list.js";
 import { modelsPullCommand } from "./commands/models/pull.js";
 import { modelsSynthCommand } from "./commands/models/synth.js";
@@ -62,6 +63,7 @@ export function buildProgram(output: ProgramOutput, version: string): Cli {
   addCommand(program, smokeCommand, finish);
   addCommand(program, benchCommand, finish);
   addCommand(program, scpiCommand, finish);
+  addCommand(program, mcpCommand, finish);
   const models = program.command("models").description("model catalog, download, validation and synthetic models");
   addCommand(models, modelsListCommand, finish);
   addCommand(models, modelsPullCommand, finish);

@@ -90,9 +90,9 @@ const TRACE_CONTEXT: readonly SnapshotField[] = ["center", "span", "refLevel", "
 
 /**
  * One trace (1-6) read and summarised the way the live context summarises TRACE1
- * (instrumentContext.ts traceLines), through the same allowlisted queries.
+ * (instrumentContext.ts traceLines), through the same allowlisted queries; the MCP server's `read_trace` too.
  */
-async function readTraceSummary(trace: number, query: (line: string) => Promise<string>): Promise<string[]> {
+export async function readTraceSummary(trace: number, query: (line: string) => Promise<string>): Promise<string[]> {
   if (!Number.isInteger(trace) || trace < 1 || trace > 6)
     throw new AgentError("IA_ERR_BAD_REQUEST", `read_trace: trace ${trace} is not 1 to 6`);
   const replies: InstrumentSnapshot["replies"] = {};

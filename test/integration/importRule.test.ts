@@ -42,6 +42,7 @@ describe("the import rule", () => {
     ["agent/service/leak.ts", "only-the-engine-imports-node-llama-cpp", 'import "node-llama-cpp";\n'],
     ["agent/diagnostics/leak.ts", "only-the-mqtt-folder-imports-mqtt-and-aedes", 'import "mqtt";\n'],
     ["agent/host/leak.ts", "only-the-serial-link-imports-serialport", 'import "serialport";\n'],
+    ["agent/service/leak.ts", "only-the-mcp-folder-imports-the-mcp-sdk", 'import "@modelcontextprotocol/sdk/server/mcp.js";\n'],
     ["agent/transports/serial/leak.ts", "transports-never-import-each-other", 'import "../mqtt/askVia.js";\n'],
   ])("fails on %s, naming the rule %s", async (file, rule, source) => {
     const result = await lintWith(file, source);
