@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { IPublishPacket } from "mqtt";
 import type { GenerateResult, ModelRuntime, RuntimeInfo } from "../../agent/engine/modelRuntime.js";
 import { answerQuestion } from "../../agent/console/consoleCommands.js";
 import type { ConsoleHost } from "../../agent/console/consoleCommands.js";
@@ -8,6 +9,8 @@ import { AgentMetrics, TOKENS_PER_SECOND_BUCKETS, TTFT_SECONDS_BUCKETS, escapeLa
 import type { AnsweredFigures } from "../../agent/service/metrics.js";
 import { RequestQueue } from "../../agent/service/requestQueue.js";
 import type { ToolBox } from "../../agent/service/toolBox.js";
+import { RequestHandler } from "../../agent/transports/mqtt/requestHandler.js";
+import { agentTopics } from "../../agent/transports/mqtt/topics.js";
 import { AgentError } from "../../common/errors.js";
 import { createLogger } from "../../common/logger.js";
 import { parsePrometheusText, sampleValue } from "../helpers/prometheusParser.js";
@@ -232,6 +235,36 @@ describe("AnswerService counts into AgentMetrics", () => {
     await answerQuestion(host("console"), "hi", { signal: new AbortController().signal, timings: false });
     expect(said.filter((text) => text.startsWith("error"))).toEqual([]);
     expect([metrics.answers("serial", "stop"), metrics.answers("console", "stop")]).toEqual([1, 1]);
+  });
+});
+
+describe("the MQTT handler counts its refusals before the service", () => {
+  it("counts a bad request, a payload over the limit and a rate-limited question as mqtt errors, and the answer", async () => {
+    const metrics = new AgentMetrics();
+    const service = new AnswerService(fakeRuntime(), new RequestQueue({ slots: 1 }), { system: "", params: {} }, { metrics });
+    const topics = agentTopics("ia", "a1");
+    const handler = new RequestHandler({
+      agentId: "a1",
+      topics,
+      prefix: "ia",
+      payloadLimit: 200,
+      rateLimitPerMinute: 1,
+      service,
+      logger: createLogger({ level: "silent" }),
+      publish: () => undefined,
+      stopping: () => false,
+    });
+    const packet = { cmd: "publish", topic: topics.ask, qos: 1, dup: false, retain: false, payload: Buffer.alloc(0) } as IPublishPacket;
+    const ask = (body: string) => handler.handle(topics.ask, Buffer.from(body), packet);
+    await ask('{"replyTo": "lab/r", "prompt": 42}');
+    await ask(JSON.stringify({ replyTo: "lab/r", prompt: "x".repeat(300) }));
+    await ask('{"replyTo": "lab/r", "prompt": "first"}');
+    await ask('{"replyTo": "lab/r", "prompt": "second, over the limit"}');
+    await handler.settled();
+    expect(metrics.errors("IA_ERR_BAD_REQUEST", "mqtt")).toBe(1);
+    expect(metrics.errors("IA_ERR_PAYLOAD_TOO_LARGE", "mqtt")).toBe(1);
+    expect(metrics.errors("IA_ERR_RATE_LIMITED", "mqtt")).toBe(1);
+    expect(metrics.answers("mqtt", "stop")).toBe(1);
   });
 });
 
