@@ -98,10 +98,16 @@ describe("instrument-agent mcp with an instrument", () => {
     expect(schema("read_trace")?.properties?.["trace"]).toMatchObject({ type: "integer", minimum: 1, maximum: 6 });
   });
 
-  it("ask answers through the local model: exactly the scripted text", async () => {
-    const result = await call(session, "ask", { question: "Where is the analyzer centered?" });
+  it("ask answers through the local model: exactly the scripted text, with progress while it streams", async () => {
+    const progress: { progress: number; message?: string }[] = [];
+    const result = (await session.client.callTool({ name: "ask", arguments: { question: "Where is the analyzer centered?" } }, undefined, {
+      onprogress: (update) => progress.push(update),
+      resetTimeoutOnProgress: true,
+    })) as ToolResult;
     expect(result.isError).toBeFalsy();
     expect(result.content).toEqual([{ type: "text", text: REPLY }]);
+    expect(progress[0]?.message).toMatch(/^answering: \d+ characters so far$/);
+    expect(progress.every((update, i) => i === 0 || update.progress > progress[i - 1]!.progress)).toBe(true);
   });
 
   it("instrument_settings reads the live settings: the simulator's IDN and center", async () => {

@@ -47,6 +47,37 @@ async function liveSettings(instrument: InstrumentBridge): Promise<string> {
   return rendered;
 }
 
+type ProgressParams = { progressToken: string | number; progress: number; message: string };
+
+/** Most often a progress notification goes out while an answer streams, ms. */
+const PROGRESS_EVERY_MS = 500;
+
+/**
+ * With a progress token from the client: its place in the queue, then the characters generated so
+ * far, as MCP progress notifications. A client that resets its request timeout on progress
+ * (the SDK's `resetTimeoutOnProgress`) then waits out a long answer on a slow CPU.
+ */
+function progressReporter(token: string | number | undefined, send: (params: ProgressParams) => Promise<void>) {
+  if (token === undefined) return undefined;
+  let characters = 0;
+  let sentAt = Number.NEGATIVE_INFINITY;
+  let sent = 0;
+  const notify = (message: string) => {
+    // Progress must increase with every notification.
+    sent = Math.max(sent + 1, characters);
+    void send({ progressToken: token, progress: sent, message }).catch(() => undefined);
+  };
+  return {
+    queued: (position: number) => notify(`waiting for the model: place ${position} in the queue`),
+    delta: (text: string) => {
+      characters += text.length;
+      if (performance.now() - sentAt < PROGRESS_EVERY_MS) return;
+      sentAt = performance.now();
+      notify(`answering: ${characters} characters so far`);
+    },
+  };
+}
+
 /**
  * One MCP server over the loaded agent (README, "MCP"): `ask` goes through the shared answer
  * service and queue, the instrument tools through the bridge's allowlist and audit log as
@@ -66,7 +97,13 @@ export function createMcpServer(agent: McpAgent, logger: Logger): McpServer {
     },
     ({ question }, extra) =>
       guarded(log, "ask", async () => {
-        const result = await agent.service.answer({ messages: [{ role: "user", content: question }] }, { signal: extra.signal });
+        const progress = progressReporter(extra._meta?.progressToken, (params) =>
+          extra.sendNotification({ method: "notifications/progress", params }),
+        );
+        const result = await agent.service.answer(
+          { messages: [{ role: "user", content: question }] },
+          { signal: extra.signal, onQueued: progress?.queued, onDelta: progress?.delta },
+        );
         if (result.finishReason === "cancelled") throw new AgentError("IA_ERR_CANCELLED", "the answer was cancelled");
         const answer = text(result.text);
         if (result.tools && result.tools.length > 0)
