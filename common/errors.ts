@@ -78,6 +78,25 @@ export const ERROR_CODES = {
     exit: EXIT_RUNTIME,
     summary: "`ask --via`: the remote agent did not answer in time; the message names the broker and the agent's last status",
   },
+  IA_ERR_HTTP_LISTEN: {
+    exit: EXIT_RUNTIME,
+    summary: "the HTTP API cannot listen on the --http address (in use or not on this host); the message names host:port",
+  },
+  IA_ERR_HTTP_UNAUTHORIZED: {
+    exit: EXIT_USAGE,
+    summary: "an HTTP request had no `Authorization: Bearer` header or the wrong key for --http-api-key (HTTP 401)",
+  },
+  IA_ERR_HTTP_BODY_TOO_LARGE: {
+    exit: EXIT_USAGE,
+    summary: "an HTTP request body is larger than --http-body-limit; it was not read (HTTP 413)",
+  },
+  IA_ERR_HTTP_NOT_FOUND: { exit: EXIT_USAGE, summary: "no HTTP endpoint has this method and path (HTTP 404)" },
+  IA_ERR_LOADING: { exit: EXIT_RUNTIME, summary: "the model is still loading; only GET /health answers until it is ready (HTTP 503)" },
+  IA_ERR_CLIENT_TOOLS: {
+    exit: EXIT_USAGE,
+    summary:
+      "an OpenAI request carried `tools` or `functions`: client-side tools are not supported; the agent runs its own instrument tools",
+  },
   IA_ERR_SERIAL_PORT: {
     exit: EXIT_RUNTIME,
     summary: "the serial console port cannot be opened or went away; it is logged and retried with backoff while the agent keeps serving",

@@ -1,7 +1,7 @@
 import type { z } from "zod";
 
 /** Which part of the agent reads a setting; a command takes the groups it uses as flags. */
-export type SettingGroup = "log" | "model" | "host" | "generation" | "mqtt" | "broker" | "serial" | "instrument" | "output";
+export type SettingGroup = "log" | "model" | "host" | "generation" | "mqtt" | "broker" | "serial" | "instrument" | "http" | "output";
 
 export interface SettingDefinition<T extends z.ZodType = z.ZodType> {
   group: SettingGroup;

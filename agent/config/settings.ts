@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { HTTP_SETTINGS } from "./httpSettings.js";
 import { INSTRUMENT_SETTINGS } from "./instrumentSettings.js";
 import { setting } from "./settingDefinition.js";
 import type { SettingDefinition, SettingGroup } from "./settingDefinition.js";
@@ -319,6 +320,7 @@ export const SETTINGS = {
   }),
 
   ...INSTRUMENT_SETTINGS,
+  ...HTTP_SETTINGS,
 
   json: setting({ group: "output", schema: onOff, default: false, help: "machine-readable output (JSON)" }),
   color: setting({

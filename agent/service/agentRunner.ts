@@ -19,20 +19,77 @@ export type TransportFactory = (
   started: readonly Transport[],
 ) => Transport | undefined | Promise<Transport | undefined>;
 
+/**
+ * A transport that starts before the model loads (the HTTP API, so `/health` can say
+ * `loading`) and is handed the agent once it is ready, with the transports started so far.
+ */
+export interface EarlyTransport extends Transport {
+  attach(agent: LoadedAgent, peers: readonly Transport[]): void;
+}
+
+export type EarlyTransportFactory = (
+  config: AgentConfig,
+  logger: Logger,
+) => EarlyTransport | undefined | Promise<EarlyTransport | undefined>;
+
 export interface RunOptions {
   config: AgentConfig;
   logger: Logger;
   agent: LoadedAgent;
   factories: TransportFactory[];
+  /** Transports already started before the model loaded (serveAgent); they are attached first and stopped last. Defaults to none. */
+  early?: EarlyTransport[];
   /** How long each transport gets to stop. Defaults to 5000 ms. */
   stopDeadlineMs?: number;
   /** systemd's READY/WATCHDOG/STOPPING notifications. Defaults to one read from the environment (a no-op without NOTIFY_SOCKET). */
   notifier?: SdNotifier;
 }
 
+export interface ServeOptions extends Omit<RunOptions, "agent" | "early"> {
+  /** Started, in order, before `load`. Defaults to none. */
+  early?: EarlyTransportFactory[];
+  /** Loads the model; undefined when a signal came while it loaded (it disposed what it made). */
+  load: () => Promise<LoadedAgent | undefined>;
+}
+
+/**
+ * `run` from the very start: the early transports listen first (the HTTP API answers 503
+ * `loading`), then the model loads, then runTransports attaches them and starts the rest.
+ * A load that fails or is stopped by a signal stops the early ones in reverse.
+ */
+export async function serveAgent(options: ServeOptions): Promise<number> {
+  const { config, logger } = options;
+  const early: EarlyTransport[] = [];
+  const stopEarly = async () => {
+    for (const transport of [...early].reverse())
+      await transport.stop({ ms: options.stopDeadlineMs ?? 5000 }).catch((error: unknown) => {
+        logger.error({ err: toAgentError(error), transport: transport.name }, "transport failed to stop cleanly");
+      });
+  };
+  let agent: LoadedAgent | undefined;
+  try {
+    for (const factory of options.early ?? []) {
+      const transport = await factory(config, logger);
+      if (!transport) continue;
+      await transport.start();
+      early.push(transport);
+      logger.info({ transport: transport.name }, "started, before the model loads");
+    }
+    agent = await options.load();
+  } catch (error) {
+    await stopEarly();
+    throw error;
+  }
+  if (!agent) {
+    await stopEarly();
+    return EXIT_OK;
+  }
+  return runTransports({ ...options, agent, early });
+}
+
 /**
  * The `run` lifecycle, in the order of docs/ARCHITECTURE.md#shutdown-order:
- * 1. start transports in order (a failure stops those already started, then fails the run);
+ * 1. start transports in order after the early ones (a failure stops those already started, then fails the run);
  * 2. serve until SIGINT/SIGTERM, or until a transport ends by itself (`/bye` on the console);
  * 3. stop in reverse: each stops accepting, cancels in-flight work by its deadline and
  *    says goodbye; then the queue closes and the model is disposed;
@@ -44,7 +101,8 @@ export async function runTransports(options: RunOptions): Promise<number> {
   const { config, logger, agent } = options;
   const notifier = options.notifier ?? createSdNotifier({ logger });
   const deadline = { ms: options.stopDeadlineMs ?? 5000 };
-  const started: Transport[] = [];
+  const started: Transport[] = [...(options.early ?? [])];
+  for (const transport of options.early ?? []) transport.attach(agent, started);
   let failed = false;
 
   const stopAll = async () => {
