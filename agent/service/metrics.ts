@@ -188,7 +188,9 @@ export class AgentMetrics {
     const model = this.#options.model;
     family("model_info", "gauge", "The loaded model (always 1).", model === undefined ? [] : [sample("model_info", { model }, 1)]);
     const uptime = (this.#options.uptimeSeconds ?? process.uptime)();
-    family("uptime_seconds", "gauge", "Seconds since the agent process started.", [sample("uptime_seconds", {}, uptime)]);
+    family("uptime_seconds", "gauge", "Seconds since the agent process started.", [
+      sample("uptime_seconds", {}, Math.round(uptime * 1000) / 1000),
+    ]);
     return `${out.join("\n")}\n`;
   }
 }

@@ -61,3 +61,24 @@ export function sampleValue(families: ParsedFamily[], name: string, labels: Reco
   }
   return undefined;
 }
+
+/** Every family GET /metrics serves and its type, as prometheus_client names them (a counter without its `_total`). */
+export const AGENT_FAMILIES: Readonly<Record<string, string>> = {
+  instrument_agent_answers: "counter",
+  instrument_agent_errors: "counter",
+  instrument_agent_prompt_tokens: "counter",
+  instrument_agent_completion_tokens: "counter",
+  instrument_agent_generation_tokens_per_second: "histogram",
+  instrument_agent_time_to_first_token_seconds: "histogram",
+  instrument_agent_queue_depth: "gauge",
+  instrument_agent_engine_restarts: "counter",
+  instrument_agent_scpi_queries: "counter",
+  instrument_agent_tool_calls: "counter",
+  instrument_agent_model_info: "gauge",
+  instrument_agent_uptime_seconds: "gauge",
+};
+
+/** Family name to type, for comparing with {@link AGENT_FAMILIES}. */
+export function familyTypes(families: ParsedFamily[]): Record<string, string> {
+  return Object.fromEntries(families.map((family) => [family.name, family.type]));
+}

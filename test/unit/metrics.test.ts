@@ -13,7 +13,7 @@ import { RequestHandler } from "../../agent/transports/mqtt/requestHandler.js";
 import { agentTopics } from "../../agent/transports/mqtt/topics.js";
 import { AgentError } from "../../common/errors.js";
 import { createLogger } from "../../common/logger.js";
-import { parsePrometheusText, sampleValue } from "../helpers/prometheusParser.js";
+import { AGENT_FAMILIES, familyTypes, parsePrometheusText, sampleValue } from "../helpers/prometheusParser.js";
 
 // The Prometheus text (format 0.0.4) that GET /metrics serves: counters move, histogram
 // buckets are cumulative, label values are escaped, and Prometheus' own Python parser reads it.
@@ -281,21 +281,7 @@ describe("Prometheus' Python text parser reads render()", () => {
     metrics.countError("IA_ERR_BAD_REQUEST", "mqtt");
     metrics.countToolCall({ name: "read_trace", arguments: {}, result: "ok" });
     const families = await parsePrometheusText(metrics.render());
-    const types = Object.fromEntries(families.map((f) => [f.name, f.type]));
-    expect(types).toEqual({
-      instrument_agent_answers: "counter",
-      instrument_agent_errors: "counter",
-      instrument_agent_prompt_tokens: "counter",
-      instrument_agent_completion_tokens: "counter",
-      instrument_agent_generation_tokens_per_second: "histogram",
-      instrument_agent_time_to_first_token_seconds: "histogram",
-      instrument_agent_queue_depth: "gauge",
-      instrument_agent_engine_restarts: "counter",
-      instrument_agent_scpi_queries: "counter",
-      instrument_agent_tool_calls: "counter",
-      instrument_agent_model_info: "gauge",
-      instrument_agent_uptime_seconds: "gauge",
-    });
+    expect(familyTypes(families)).toEqual(AGENT_FAMILIES);
     expect(sampleValue(families, "instrument_agent_answers_total", { transport: "mqtt", finish_reason: "stop" })).toBe(1);
     expect(sampleValue(families, "instrument_agent_errors_total", { code: "IA_ERR_BAD_REQUEST", transport: "mqtt" })).toBe(1);
     expect(sampleValue(families, "instrument_agent_completion_tokens_total")).toBe(11);
