@@ -12,21 +12,22 @@ import { createLogger } from "../../common/logger.js";
 import { SIM_IDN } from "../../firmware-bridge/simulator.js";
 import { startSimulatorServer } from "../../firmware-bridge/simulatorServer.js";
 import type { SimulatorServer } from "../../firmware-bridge/simulatorServer.js";
-import { tempDir } from "../helpers/models.js";
+import { modelArgs, tempDir } from "../helpers/models.js";
+import { freePort } from "../helpers/mosquitto.js";
+import { spawnAgent } from "../helpers/mqttAgent.js";
 import { scriptedModel } from "../helpers/thirdParty.js";
 
-// MCP over streamable HTTP with the SDK's own StreamableHTTPClientTransport. The handler is
-// mounted on a bare node:http server here, with a real agent loaded in this process (llama.cpp
-// inline, a scripted model) and the simulator on a TCP socket, whose record of received lines
-// is the evidence. The route reads the JSON body and hands it over, as an HTTP server that
-// enforces a body limit does.
+// MCP over streamable HTTP with the SDK's own StreamableHTTPClientTransport, the simulator on a
+// TCP socket, whose record of received lines is the evidence. Twice: against the real bundle's
+// `run --http` (its /mcp behind the API key), and against the handler mounted on a bare
+// node:http server with a real agent loaded in this process (llama.cpp inline), the route
+// reading the JSON body and handing it over as an HTTP server with a body limit does.
 
 const REPLY = "The analyzer is centered at 1 GHz.";
+const KEY = "mcp-test-key";
 const dir = tempDir("iagent-mcp-http-");
 let instrument: SimulatorServer;
-let agent: LoadedAgent;
-let server: http.Server;
-let url: URL;
+let model: string;
 
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
@@ -36,12 +37,49 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
 
 beforeAll(async () => {
   instrument = await startSimulatorServer({ port: 0 });
-  const model = await scriptedModel(path.join(dir, "reply.gguf"), REPLY);
+  model = await scriptedModel(path.join(dir, "reply.gguf"), REPLY);
+});
+
+afterAll(async () => {
+  await instrument?.close();
+});
+
+/** `run --http` from the bundle, ready once /health says 200; the MQTT API off. */
+async function startRun(): Promise<{ url: URL; headers: Record<string, string>; stop: () => Promise<unknown> }> {
+  const port = await freePort();
+  const uri = `tcp://127.0.0.1:${instrument.port}`;
+  const agent = spawnAgent([
+    ...modelArgs(model),
+    "--http",
+    `127.0.0.1:${port}`,
+    "--http-api-key",
+    KEY,
+    "--mqtt",
+    "off",
+    "--instrument",
+    uri,
+  ]);
+  const health = `http://127.0.0.1:${port}/health`;
+  const deadline = Date.now() + 60_000;
+  while ((await fetch(health).catch(() => undefined))?.status !== 200) {
+    if (agent.child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`run --http did not answer /health 200:\n${agent.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url: new URL(`http://127.0.0.1:${port}/mcp`),
+    headers: { authorization: `Bearer ${KEY}` },
+    stop: async () => expect(await agent.stop(), agent.output()).toEqual({ code: 0, signal: null }),
+  };
+}
+
+/** The handler on a bare node:http server, over an agent loaded here. */
+async function startBare(): Promise<{ url: URL; headers: Record<string, string>; stop: () => Promise<unknown> }> {
   const flags = { model, mlock: "off", threads: "1", engine: "inline", instrument: `tcp://127.0.0.1:${instrument.port}` };
   const logger = createLogger({ level: "error" });
-  agent = await loadAgent(loadConfig({ flags }).config, logger);
+  const agent: LoadedAgent = await loadAgent(loadConfig({ flags }).config, logger);
   const handler = mcpHttpHandler(agent, logger);
-  server = http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     if (req.url !== "/mcp") {
       res.writeHead(404).end();
       return;
@@ -50,29 +88,38 @@ beforeAll(async () => {
     void body.then((parsed) => handler(req, res, parsed));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`);
-});
-
-afterAll(async () => {
-  await new Promise((resolve) => server?.close(resolve));
-  agent?.service.queue.close();
-  await agent?.instrument?.close();
-  await agent?.runtime.dispose();
-  await instrument?.close();
-});
+  return {
+    url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`),
+    headers: {},
+    stop: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      agent.service.queue.close();
+      await agent.instrument?.close();
+      await agent.runtime.dispose();
+    },
+  };
+}
 
 type ToolResult = { isError?: boolean; content: { type: string; text?: string }[] };
 
-describe("MCP over streamable HTTP (stateless)", () => {
+describe.each([
+  { server: "run --http, at /mcp behind the API key", start: startRun },
+  { server: "the handler on a bare node:http server", start: startBare },
+])("MCP over streamable HTTP (stateless): $server", ({ start }) => {
   let client: Client;
+  let url: URL;
+  let headers: Record<string, string>;
+  let stop: () => Promise<unknown>;
 
   beforeAll(async () => {
+    ({ url, headers, stop } = await start());
     client = new Client({ name: "instrument-agent-test", version: "1.0.0" });
-    await client.connect(new StreamableHTTPClientTransport(url));
+    await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
   });
 
   afterAll(async () => {
     await client?.close();
+    await stop?.();
   });
 
   const call = async (name: string, args: Record<string, unknown> = {}) => (await client.callTool({ name, arguments: args })) as ToolResult;
@@ -108,9 +155,30 @@ describe("MCP over streamable HTTP (stateless)", () => {
 
   it("answers GET and DELETE with 405 (no sessions, no server-to-client stream)", async () => {
     for (const method of ["GET", "DELETE"]) {
-      const response = await fetch(url, { method, headers: { accept: "text/event-stream" } });
+      const response = await fetch(url, { method, headers: { ...headers, accept: "text/event-stream" } });
       expect(response.status, method).toBe(405);
       expect(response.headers.get("allow")).toBe("POST");
+    }
+  });
+});
+
+describe("MCP over run --http without the API key", () => {
+  it("is refused with 401 before the MCP server sees it", async () => {
+    const { url, stop } = await startRun();
+    try {
+      const client = new Client({ name: "instrument-agent-test", version: "1.0.0" });
+      await expect(client.connect(new StreamableHTTPClientTransport(url))).rejects.toMatchObject({
+        code: 401,
+        message: expect.stringContaining("IA_ERR_HTTP_UNAUTHORIZED"),
+      });
+      const wrong = await fetch(url, {
+        method: "POST",
+        headers: { authorization: "Bearer wrong", "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(wrong.status).toBe(401);
+    } finally {
+      await stop();
     }
   });
 });

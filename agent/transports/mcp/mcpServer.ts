@@ -102,7 +102,7 @@ export function createMcpServer(agent: McpAgent, logger: Logger): McpServer {
         );
         const result = await agent.service.answer(
           { messages: [{ role: "user", content: question }] },
-          { signal: extra.signal, onQueued: progress?.queued, onDelta: progress?.delta },
+          { signal: extra.signal, onQueued: progress?.queued, onDelta: progress?.delta, transport: "mcp" },
         );
         if (result.finishReason === "cancelled") throw new AgentError("IA_ERR_CANCELLED", "the answer was cancelled");
         const answer = text(result.text);
