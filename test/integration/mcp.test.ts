@@ -9,6 +9,7 @@ import type { SimulatorServer } from "../../firmware-bridge/simulatorServer.js";
 import { BUNDLE, ROOT, requireBundle } from "../helpers/bundle.js";
 import { modelArgs, tempDir } from "../helpers/models.js";
 import { scriptedModel } from "../helpers/thirdParty.js";
+import { freePort } from "../helpers/mosquitto.js";
 import { waitUntil } from "../helpers/wait.js";
 
 // `instrument-agent mcp` as an MCP client starts it: the SDK's own Client and StdioClientTransport
@@ -224,5 +225,26 @@ describe("instrument-agent mcp with the model's own tools and the audit log", ()
       expect.objectContaining({ line: "*IDN?", replyBytes: expect.any(Number) }),
       expect.objectContaining({ line: "*RST", error: expect.objectContaining({ code: "IA_ERR_SCPI_REFUSED" }) }),
     ]);
+  });
+});
+
+describe("instrument-agent mcp with an instrument that does not answer", () => {
+  it("instrument_settings and scpi_query are tool errors saying why; the resource still reads the reason", async () => {
+    const closed = await freePort();
+    const session = await connect(["--instrument", `tcp://127.0.0.1:${closed}`, "--scpi-timeout", "500"]);
+    try {
+      const settings = await call(session, "instrument_settings");
+      expect(settings.isError).toBe(true);
+      expect(textOf(settings)).toMatch(
+        new RegExp(`^error IA_ERR_INSTRUMENT_UNREACHABLE: Instrument \\(tcp://127\\.0\\.0\\.1:${closed}\\): could not be read`),
+      );
+      const query = await call(session, "scpi_query", { query: "*IDN?" });
+      expect(query.isError).toBe(true);
+      expect(textOf(query)).toMatch(/^error IA_ERR_INSTRUMENT_UNREACHABLE: /);
+      const { contents } = await session.client.readResource({ uri: "instrument://settings" });
+      expect((contents[0] as { text: string }).text).toContain("could not be read");
+    } finally {
+      await session.client.close();
+    }
   });
 });
