@@ -162,12 +162,12 @@ describe.each([
   });
 });
 
-describe("MCP over run --http without the API key", () => {
-  it("is refused with 401 before the MCP server sees it", async () => {
-    const { url, stop } = await startRun();
+describe("MCP over run --http, beside the rest of the API", () => {
+  it("without the API key is refused with 401 before the MCP server sees it; an MCP ask counts under transport mcp in /metrics", async () => {
+    const { url, headers, stop } = await startRun();
     try {
-      const client = new Client({ name: "instrument-agent-test", version: "1.0.0" });
-      await expect(client.connect(new StreamableHTTPClientTransport(url))).rejects.toMatchObject({
+      const refused = new Client({ name: "instrument-agent-test", version: "1.0.0" });
+      await expect(refused.connect(new StreamableHTTPClientTransport(url))).rejects.toMatchObject({
         code: 401,
         message: expect.stringContaining("IA_ERR_HTTP_UNAUTHORIZED"),
       });
@@ -177,6 +177,12 @@ describe("MCP over run --http without the API key", () => {
         body: "{}",
       });
       expect(wrong.status).toBe(401);
+      const client = new Client({ name: "instrument-agent-test", version: "1.0.0" });
+      await client.connect(new StreamableHTTPClientTransport(url, { requestInit: { headers } }));
+      await client.callTool({ name: "ask", arguments: { question: "hello" } });
+      await client.close();
+      const metrics = await (await fetch(new URL("/metrics", url), { headers })).text();
+      expect(metrics).toMatch(/^instrument_agent_answers_total\{[^}]*transport="mcp"[^}]*\} 1$/m);
     } finally {
       await stop();
     }
