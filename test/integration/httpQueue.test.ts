@@ -136,6 +136,24 @@ describe("run --http with MQTT on a real mosquitto, one sequence", () => {
   });
 });
 
+describe("SIGTERM while an HTTP answer streams", () => {
+  it("the stream ends with an IA_ERR_DISPOSED event and data: [DONE], and run exits 0", async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const agent = spawnAgent([...modelArgs(model), "--http", `127.0.0.1:${port}`, "--mqtt", "off"]);
+    await waitUntil(() => agent.output().includes(`HTTP API serving on ${base}`), { what: "HTTP API serving", timeoutMs: 60_000 });
+    const response = await fetch(`${base}/v1/chat/completions`, { method: "POST", body: chat(3000, true) });
+    const reader = response.body!.getReader();
+    let text = new TextDecoder().decode((await reader.read()).value);
+    const exited = agent.stop();
+    for (let part = await reader.read(); !part.done; part = await reader.read()) text += new TextDecoder().decode(part.value);
+    expect(text).toMatch(/^data: \{/);
+    expect(text).toContain('data: {"error":{"message":"the agent is shutting down; this answer was cancelled"');
+    expect(text.endsWith("data: [DONE]\n\n")).toBe(true);
+    expect((await exited).code, agent.output()).toBe(0);
+  });
+});
+
 describe("an explicit --http address that cannot listen", () => {
   let holder: Server;
   afterAll(() => holder?.close());

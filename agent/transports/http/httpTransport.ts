@@ -54,7 +54,7 @@ export class HttpTransport implements Transport {
   readonly #key: ApiKeyCheck;
   readonly #rate: RateLimiter;
   readonly #log: Logger;
-  readonly #inFlight = new Set<AbortController>();
+  readonly #inFlight = new Map<AbortController, ServerResponse>();
   readonly #sockets = new Set<Socket>();
   #server: Server | undefined;
   #agent: LoadedAgent | undefined;
@@ -143,7 +143,11 @@ export class HttpTransport implements Transport {
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    for (const controller of this.#inFlight) controller.abort();
+    for (const [controller, res] of this.#inFlight) {
+      // Its connection closes once the response has ended (the client is told: stream cancelled).
+      res.once("finish", () => res.socket?.end());
+      controller.abort();
+    }
     const timer = setTimeout(
       () => {
         for (const socket of this.#sockets) socket.destroy();
@@ -178,7 +182,7 @@ export class HttpTransport implements Transport {
 
   async #run(handler: HttpHandler, req: IncomingMessage, res: ServerResponse, base: Pick<HttpContext, "url" | "agent" | "requester">) {
     const controller = new AbortController();
-    this.#inFlight.add(controller);
+    this.#inFlight.set(controller, res);
     // The response closing before it ended: the client went away (or the socket was cut at stop).
     res.once("close", () => {
       if (!res.writableFinished) controller.abort();

@@ -4,7 +4,7 @@ import { AgentError, toAgentError } from "../../../common/errors.js";
 import type { AnswerRequest, AnswerResult } from "../../service/answerService.js";
 import type { ToolRecord } from "../../service/toolBox.js";
 import type { HttpContext, HttpHandler } from "./httpHandler.js";
-import { openAiError, sendJson } from "./httpErrors.js";
+import { openAiError, sendError, sendJson } from "./httpErrors.js";
 import { parseChatCompletion, parseCompletion } from "./openaiWire.js";
 import type { OpenAiRequest } from "./openaiWire.js";
 import { SseStream } from "./sse.js";
@@ -94,7 +94,7 @@ async function answer(res: ServerResponse, ctx: HttpContext, shape: Shape, reque
       },
     });
   } catch (error) {
-    if (ctx.signal.aborted) return;
+    if (ctx.signal.aborted) return endCancelled(res, ctx, sse, id);
     if (!sse) throw error;
     // Headers are out: the error goes as an event, then the end of the stream.
     sse.send(openAiError(toAgentError(error)));
@@ -103,10 +103,7 @@ async function answer(res: ServerResponse, ctx: HttpContext, shape: Shape, reque
   } finally {
     ctx.signal.removeEventListener("abort", onClientGone);
   }
-  if (ctx.signal.aborted) {
-    ctx.logger.info({ requester: ctx.requester, id }, "the client went away; its answer was cancelled");
-    return;
-  }
+  if (ctx.signal.aborted) return endCancelled(res, ctx, sse, id);
   show(stops.flush());
   const finishReason = stops.stopped ? "stop" : result.finishReason === "length" ? "length" : "stop";
   const tools = { instrument_tools: instrumentTools(result.tools) };
@@ -124,6 +121,21 @@ async function answer(res: ServerResponse, ctx: HttpContext, shape: Shape, reque
   }
   chunk([shape.chunkChoice(first ? "" : undefined, finishReason, first)], tools);
   if (openAi.includeUsage) chunk([], { usage: usageOf(result) });
+  sse.done();
+}
+
+/**
+ * The answer was cancelled: the client went away (nothing to send), or the agent is stopping
+ * and the client, still there, is told so (an error event then `[DONE]` when streaming).
+ */
+function endCancelled(res: ServerResponse, ctx: HttpContext, sse: SseStream | undefined, id: string): void {
+  if (res.destroyed || res.writableEnded) {
+    ctx.logger.info({ requester: ctx.requester, id }, "the client went away; its answer was cancelled");
+    return;
+  }
+  const error = new AgentError("IA_ERR_DISPOSED", "the agent is shutting down; this answer was cancelled");
+  if (!sse) return sendError(res, error);
+  sse.send(openAiError(error));
   sse.done();
 }
 
