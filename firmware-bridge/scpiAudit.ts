@@ -7,9 +7,10 @@ import type { Logger } from "../common/logger.js";
  * Who asked for an SCPI line, as the audit log and the logs name it (README, "Audit log"):
  * `console` the local console's `/scpi`, `serial` the serial console's, `mqtt:<reply topic>`
  * an MQTT scpi request, `cli` the `scpi` command, `context` the reads before an answer,
- * `model` a tool call of the model, `smoke` the smoke check, `mcp` a tool call of an MCP client.
+ * `model` a tool call of the model, `smoke` the smoke check, `mcp` a tool call of an MCP client,
+ * `web` the web page's settings and trace (`GET /api/instrument`).
  */
-export type ScpiOrigin = "console" | "serial" | `mqtt:${string}` | "cli" | "context" | "model" | "smoke" | "mcp";
+export type ScpiOrigin = "console" | "serial" | `mqtt:${string}` | "cli" | "context" | "model" | "smoke" | "mcp" | "web";
 
 /** What the bridge counted since it was made; published in MQTT `/status` and `/health`. */
 export interface ScpiCounts {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { chromium } from "playwright-core";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SNAPSHOT_QUERIES } from "../../firmware-bridge/instrumentContext.js";
 import { modelArgs, tempDir } from "../helpers/models.js";
 import { freePort } from "../helpers/mosquitto.js";
 import { spawnAgent } from "../helpers/mqttAgent.js";
@@ -21,6 +22,15 @@ const REPLY = "The strongest tone sits at one gigahertz, twenty dB below a milli
 const KEY = "web-page-test-key";
 const dir = tempDir("iagent-web-page-");
 const screenshot = path.join(dir, "web-page.png");
+const audit = path.join(dir, "scpi-audit.jsonl");
+
+/** The audit log's lines as `<origin> <line>`. */
+function auditOrigins(): string[] {
+  const lines = readFileSync(audit, "utf8")
+    .split("\n")
+    .filter((line) => line !== "");
+  return lines.map((line) => JSON.parse(line) as { origin: string; line: string }).map((entry) => `${entry.origin} ${entry.line}`);
+}
 
 let agent: AgentProcess;
 let base: string;
@@ -57,7 +67,18 @@ beforeAll(async () => {
   const model = await scriptedModel(path.join(dir, "web.gguf"), REPLY);
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
-  const args = ["--http", `127.0.0.1:${port}`, "--mqtt", "off", "--instrument", "sim", "--state-dir", path.join(dir, "state")];
+  const args = [
+    "--http",
+    `127.0.0.1:${port}`,
+    "--mqtt",
+    "off",
+    "--instrument",
+    "sim",
+    "--state-dir",
+    path.join(dir, "state"),
+    "--scpi-audit",
+    audit,
+  ];
   agent = spawnAgent([...args, ...modelArgs(model)], { IAGENT_HTTP_API_KEY: KEY });
   await waitForHealth();
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
@@ -84,6 +105,8 @@ describe("GET /api/instrument", () => {
     expect(data.trace).toMatchObject({ startHz: 950e6, stopHz: 1050e6 });
     expect(data.trace.points).toHaveLength(1001);
     expect(data.trace.peaks[0]).toEqual({ frequencyHz: 1e9, levelDbm: -20 });
+    // Before any question, every read is the page's, audited as origin web.
+    expect(auditOrigins()).toEqual(Object.values(SNAPSHOT_QUERIES).map((query) => `web ${query}`));
   });
 });
 

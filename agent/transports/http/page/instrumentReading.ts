@@ -1,5 +1,6 @@
 import type { InstrumentBridge } from "../../../../firmware-bridge/instrumentBridge.js";
-import { renderSnapshot } from "../../../../firmware-bridge/instrumentContext.js";
+import { InstrumentContext, renderSnapshot } from "../../../../firmware-bridge/instrumentContext.js";
+import { parseInstrumentUri } from "../../../../firmware-bridge/instrumentUri.js";
 import type { InstrumentSnapshot } from "../../../../firmware-bridge/instrumentContext.js";
 import { parseFormat, parseTraceData } from "../../../../firmware-bridge/trace.js";
 import { formatDb, summarizeTrace } from "../../../../firmware-bridge/traceSummary.js";
@@ -104,22 +105,47 @@ export function instrumentDataOf(snapshot: InstrumentSnapshot, description: stri
   }
 }
 
-const reading = new WeakMap<InstrumentBridge, Promise<InstrumentData>>();
+/** How long a reading is shared between pages and refreshes. */
+const SHARED_MS = 2000;
+
+interface PageReader {
+  context: InstrumentContext;
+  last?: { at: number; data: Promise<InstrumentData> };
+}
+
+const readers = new WeakMap<InstrumentBridge, PageReader>();
 
 /**
- * Reads the settings and the trace through the bridge, as the context before an answer does
- * (the same queries, allowlist and audit origin `context`; no trace over a serial link).
- * Pages asking at once share one reading. Never throws.
+ * The page's own snapshot reader: the queries of the context before an answer, through the
+ * same allowlist, audited as origin `web` so the audit log tells page refreshes from answers.
+ * Like the bridge's context it skips the trace over serial links (seconds at 9600 baud).
  */
-export function readInstrumentData(bridge: InstrumentBridge): Promise<InstrumentData> {
-  let pending = reading.get(bridge);
-  if (!pending) {
-    pending = bridge.context
-      .snapshot()
-      .then((snapshot) => instrumentDataOf(snapshot, bridge.description))
-      .catch((error: unknown) => ({ settings: null, trace: null, error: (error as Error).message }))
-      .finally(() => reading.delete(bridge));
-    reading.set(bridge, pending);
+function readerFor(bridge: InstrumentBridge): PageReader {
+  let reader = readers.get(bridge);
+  if (!reader) {
+    const kind = parseInstrumentUri(bridge.description)?.kind;
+    const context = new InstrumentContext({
+      query: (line) => bridge.query(line, "web"),
+      description: bridge.description,
+      readTrace: kind === "tcp" || kind === "sim",
+    });
+    reader = { context };
+    readers.set(bridge, reader);
   }
-  return pending;
+  return reader;
+}
+
+/**
+ * Reads the settings and the trace through the bridge. Pages asking within SHARED_MS (or
+ * while a reading is under way) share one reading. Never throws.
+ */
+export function readInstrumentData(bridge: InstrumentBridge, now = Date.now()): Promise<InstrumentData> {
+  const reader = readerFor(bridge);
+  if (reader.last && now - reader.last.at < SHARED_MS) return reader.last.data;
+  const data = reader.context
+    .snapshot()
+    .then((snapshot) => instrumentDataOf(snapshot, bridge.description))
+    .catch((error: unknown): InstrumentData => ({ settings: null, trace: null, error: (error as Error).message }));
+  reader.last = { at: now, data };
+  return data;
 }
