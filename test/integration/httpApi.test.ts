@@ -21,8 +21,8 @@ beforeAll(async () => {
 });
 
 /** Starts `run` and waits until `/health` says ok (polling from the first moment: 503 or no answer before). */
-async function startAgent(args: string[], base: string, env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
-  const agent = spawnAgent([...modelArgs(model), "--mqtt", "off", ...args], env);
+async function startAgent(args: string[], base: string, env: NodeJS.ProcessEnv = {}, file = model): Promise<AgentProcess> {
+  const agent = spawnAgent([...modelArgs(file), "--mqtt", "off", ...args], env);
   const deadline = Date.now() + 60_000;
   for (;;) {
     const status = await fetch(`${base}/health`).then(
@@ -215,5 +215,43 @@ describe("run --http 0.0.0.0:<port>: beyond loopback, with an API key and a rate
     const models = await fetch(`${base}/v1/models`, { headers: auth });
     expect(models.status).toBe(200);
     expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+});
+
+describe("run --http --instrument sim --tools on: the agent's own instrument calls", () => {
+  const AFTER = "The resolution bandwidth is as read.";
+  const call = '<tool_call>\n{"name": "scpi_query", "arguments": {"query": ":SENS:BAND:RES?"}}\n</tool_call>';
+  let agent: AgentProcess;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const caller = await scriptedModel(path.join(dir, "caller.gguf"), call, AFTER);
+    agent = await startAgent(["--http", `127.0.0.1:${port}`, "--instrument", "sim", "--tools", "on"], base, {}, caller);
+    client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused-on-loopback", maxRetries: 0 });
+  }, 90_000);
+
+  afterAll(async () => {
+    expect((await agent?.stop())?.code, agent?.output()).toBe(0);
+  });
+
+  const expected = [
+    { name: "scpi_query", arguments: { query: ":SENS:BAND:RES?" }, result: { reply: expect.stringMatching(/^[-+\d.eE]+$/) } },
+  ];
+
+  it("are in instrument_tools of the response, and the answer is the one after the call", async () => {
+    const reply = await client.chat.completions.create({ model: "any", messages: question });
+    expect(reply.choices[0]!.message.content).toBe(AFTER);
+    expect((reply as unknown as { instrument_tools: unknown[] }).instrument_tools).toEqual(expected);
+  });
+
+  it("are on the chunk with finish_reason when streaming", async () => {
+    const stream = await client.chat.completions.create({ model: "any", messages: question, stream: true });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("")).toBe(AFTER);
+    const finish = chunks.find((c) => c.choices[0]?.finish_reason) as unknown as { instrument_tools: unknown[] };
+    expect(finish.instrument_tools).toEqual(expected);
   });
 });
