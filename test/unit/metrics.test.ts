@@ -9,7 +9,9 @@ import { AgentMetrics, TOKENS_PER_SECOND_BUCKETS, TTFT_SECONDS_BUCKETS, escapeLa
 import type { AnsweredFigures } from "../../agent/service/metrics.js";
 import { RequestQueue } from "../../agent/service/requestQueue.js";
 import type { ToolBox } from "../../agent/service/toolBox.js";
+import type { JournalEntry } from "../../agent/service/journal/requestJournal.js";
 import { RequestHandler } from "../../agent/transports/mqtt/requestHandler.js";
+import type { AnswerJournal, RequestHandlerOptions } from "../../agent/transports/mqtt/requestHandler.js";
 import { agentTopics } from "../../agent/transports/mqtt/topics.js";
 import { AgentError } from "../../common/errors.js";
 import { createLogger } from "../../common/logger.js";
@@ -238,22 +240,30 @@ describe("AnswerService counts into AgentMetrics", () => {
   });
 });
 
+const topics = agentTopics("ia", "a1");
+
+/** An MQTT request handler on the fake model, counting into fresh metrics. */
+function mqttHandler(options: Partial<RequestHandlerOptions> = {}): { handler: RequestHandler; metrics: AgentMetrics } {
+  const metrics = new AgentMetrics();
+  const service = new AnswerService(fakeRuntime(), new RequestQueue({ slots: 1 }), { system: "", params: {} }, { metrics });
+  const handler = new RequestHandler({
+    agentId: "a1",
+    topics,
+    prefix: "ia",
+    payloadLimit: 65_536,
+    rateLimitPerMinute: 0,
+    service,
+    logger: createLogger({ level: "silent" }),
+    publish: () => undefined,
+    stopping: () => false,
+    ...options,
+  });
+  return { handler, metrics };
+}
+
 describe("the MQTT handler counts its refusals before the service", () => {
   it("counts a bad request, a payload over the limit and a rate-limited question as mqtt errors, and the answer", async () => {
-    const metrics = new AgentMetrics();
-    const service = new AnswerService(fakeRuntime(), new RequestQueue({ slots: 1 }), { system: "", params: {} }, { metrics });
-    const topics = agentTopics("ia", "a1");
-    const handler = new RequestHandler({
-      agentId: "a1",
-      topics,
-      prefix: "ia",
-      payloadLimit: 200,
-      rateLimitPerMinute: 1,
-      service,
-      logger: createLogger({ level: "silent" }),
-      publish: () => undefined,
-      stopping: () => false,
-    });
+    const { handler, metrics } = mqttHandler({ payloadLimit: 200, rateLimitPerMinute: 1 });
     const packet = { cmd: "publish", topic: topics.ask, qos: 1, dup: false, retain: false, payload: Buffer.alloc(0) } as IPublishPacket;
     const ask = (body: string) => handler.handle(topics.ask, Buffer.from(body), packet);
     await ask('{"replyTo": "lab/r", "prompt": 42}');
@@ -265,6 +275,25 @@ describe("the MQTT handler counts its refusals before the service", () => {
     expect(metrics.errors("IA_ERR_PAYLOAD_TOO_LARGE", "mqtt")).toBe(1);
     expect(metrics.errors("IA_ERR_RATE_LIMITED", "mqtt")).toBe(1);
     expect(metrics.answers("mqtt", "stop")).toBe(1);
+  });
+
+  it("counts a question a crash left unanswered, too old to answer after the restart, as IA_ERR_EXPIRED", async () => {
+    const question = { key: "lab/r\u0000old", id: "old", route: { replyTo: "lab/r", protocolVersion: 5 as const }, arrivedAt: 0 };
+    const entry: JournalEntry = { question: { ...question, request: { id: "old", idGiven: true, prompt: "hi" } }, state: "accepted" };
+    const journal: AnswerJournal = {
+      accept: async () => entry,
+      markAnswering: () => undefined,
+      finish: async () => undefined,
+      lookup: () => undefined,
+      unfinished: () => [entry],
+      saveSession: async () => undefined,
+      session: () => undefined,
+    };
+    const { handler, metrics } = mqttHandler({ maxAgeMs: 60_000, now: () => 3_600_000 });
+    handler.useJournal(journal);
+    await handler.settled();
+    expect(metrics.errors("IA_ERR_EXPIRED", "mqtt")).toBe(1);
+    expect(metrics.answers("mqtt", "stop")).toBe(0);
   });
 });
 

@@ -140,6 +140,7 @@ export class RequestHandler {
           `question ${question.id} arrived ${describeAge(age)} ago and the agent stopped before answering it; that is older than the limit of ${describeAge(maxAgeMs)} (--mqtt-max-age), so it was not answered: ask again with a new id`,
         );
         this.#log.warn({ id: question.id, ageMs: age, maxAgeMs }, "a question left unfinished by the last run is too old to answer");
+        this.#options.service.metrics?.countError(error.code, "mqtt");
         const write = this.#finish(question.key, route, errorFinal(question.id, agentId, error)).finally(() => this.#writes.delete(write));
         this.#writes.add(write);
         continue;
