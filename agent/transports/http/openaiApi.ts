@@ -171,8 +171,12 @@ export const completions: HttpHandler = async (req, res, ctx) => {
 export const models: HttpHandler = async (req, res, ctx) => {
   requireMethod(req, "GET", ctx);
   const info = ctx.agent.runtime.info;
-  const loadedAt = Math.floor((Date.now() - process.uptime() * 1000) / 1000);
-  sendJson(res, 200, { object: "list", data: [{ id: info.modelLabel, object: "model", created: loadedAt, owned_by: "instrument-agent" }] });
+  // `created`: when this agent started, the one model's life in it.
+  const startedAt = Math.floor((Date.now() - process.uptime() * 1000) / 1000);
+  sendJson(res, 200, {
+    object: "list",
+    data: [{ id: info.modelLabel, object: "model", created: startedAt, owned_by: "instrument-agent" }],
+  });
 };
 
 function requireMethod(req: IncomingMessage, method: string, ctx: HttpContext): void {
