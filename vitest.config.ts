@@ -12,6 +12,10 @@ const DEPLOY = ["test/integration/deployLinux.test.ts", "test/integration/deploy
 export default defineConfig({
   test: {
     testTimeout: 60_000,
+    // `run` serves HTTP on 127.0.0.1:8080 by default; tests that want HTTP pass --http with a
+    // free port (a flag beats the variable). The README and quick start tests, which strip
+    // IAGENT_* from their environment as a newcomer's shell has none, still get the default.
+    env: { IAGENT_HTTP: "off" },
     hookTimeout: 120_000,
     projects: [
       { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], sequence: { groupOrder: 0 } } },

@@ -90,6 +90,11 @@ beforeAll(async () => {
   rrBinary = requireTool("mosquitto_rr", INSTALL);
   // Without mosquitto the agent falls back to aedes, which speaks no MQTT 5.
   if (!findMosquitto()) throw new Error(`mosquitto is missing: install it with \`${INSTALL}\` (.ci/run does)`);
+  if (await isListening("127.0.0.1", 8080)) {
+    throw new Error(
+      `something already listens on 127.0.0.1:8080 (${portHolder(8080)}); npm start's HTTP API needs that port: stop it and run again`,
+    );
+  }
   if (await isListening("127.0.0.1", BROKER_PORT)) {
     throw new Error(
       `something already listens on 127.0.0.1:${BROKER_PORT} (${portHolder(BROKER_PORT)}); npm start's embedded broker needs that port: stop it and run again`,

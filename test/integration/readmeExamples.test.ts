@@ -80,6 +80,11 @@ const ports: Array<{ port: number; neededBy: RegExp; what: string }> = [
     neededBy: /--serve-sim 5025|:5025/,
     what: "the README's firmware bridge examples serve the simulator there: stop what listens and run this test again",
   },
+  {
+    port: 8080,
+    neededBy: /127\.0\.0\.1:8080/,
+    what: "the README's HTTP API examples reach the agent's default HTTP port there: stop what listens and run this test again",
+  },
 ];
 
 async function machineProblems(): Promise<string[]> {
