@@ -73,6 +73,8 @@ function createLink(
  */
 export class InstrumentBridge {
   readonly description: string;
+  /** Whether readings before an answer (and the web page's) include the trace: not over serial links. */
+  readonly readsTrace: boolean;
   readonly allowlist: ScpiAllowlist;
   readonly client: ScpiClient;
   readonly context: InstrumentContext;
@@ -86,6 +88,8 @@ export class InstrumentBridge {
   constructor(options: InstrumentBridgeOptions) {
     const address = parseInstrumentUri(options.uri);
     if (!address) throw new AgentError("IA_ERR_INSTRUMENT_URI", "--instrument off: no instrument is configured");
+    // LAN and the simulator carry a trace in milliseconds; a serial line takes seconds.
+    this.readsTrace = address.kind === "tcp" || address.kind === "sim";
     this.allowlist = createAllowlist(options.allow);
     this.description = describeAddress(address);
     this.#logger = options.logger?.child({ component: "instrument" });
@@ -99,8 +103,7 @@ export class InstrumentBridge {
       description: this.description,
       cacheMs: options.contextCacheMs ?? 3000,
       logger: this.#logger,
-      // LAN and the simulator carry a trace in milliseconds; a serial line takes seconds.
-      readTrace: address.kind === "tcp" || address.kind === "sim",
+      readTrace: this.readsTrace,
     });
   }
 

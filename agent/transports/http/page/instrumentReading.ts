@@ -1,6 +1,5 @@
 import type { InstrumentBridge } from "../../../../firmware-bridge/instrumentBridge.js";
 import { InstrumentContext, renderSnapshot } from "../../../../firmware-bridge/instrumentContext.js";
-import { parseInstrumentUri } from "../../../../firmware-bridge/instrumentUri.js";
 import type { InstrumentSnapshot } from "../../../../firmware-bridge/instrumentContext.js";
 import { parseFormat, parseTraceData } from "../../../../firmware-bridge/trace.js";
 import { formatDb, summarizeTrace } from "../../../../firmware-bridge/traceSummary.js";
@@ -123,11 +122,10 @@ const readers = new WeakMap<InstrumentBridge, PageReader>();
 function readerFor(bridge: InstrumentBridge): PageReader {
   let reader = readers.get(bridge);
   if (!reader) {
-    const kind = parseInstrumentUri(bridge.description)?.kind;
     const context = new InstrumentContext({
       query: (line) => bridge.query(line, "web"),
       description: bridge.description,
-      readTrace: kind === "tcp" || kind === "sim",
+      readTrace: bridge.readsTrace,
     });
     reader = { context };
     readers.set(bridge, reader);
