@@ -341,3 +341,14 @@ export function resolveHfUri(uri: string, mirrorBaseUrl?: string): string {
 export function canCallTools(entry: CatalogEntry): boolean {
   return entry.family === "Qwen3" || entry.parameterCount >= 1_200_000_000;
 }
+
+/**
+ * The catalog's draft models for speculative decoding with this entry (`--draft auto`),
+ * smallest file first: Qwen2.5 0.5B for the larger Qwen2.5 models and Qwen3 0.6B for the
+ * larger Qwen3 ones, each of its own family's vocabulary. None for the drafts themselves.
+ */
+export function draftsFor(entry: CatalogEntry): CatalogEntry[] {
+  const draftBase = entry.family === "Qwen3" ? "qwen3-0.6b" : "qwen2.5-0.5b-instruct";
+  if (entry.baseModel === draftBase) return [];
+  return listCatalog().filter((candidate) => candidate.baseModel === draftBase);
+}

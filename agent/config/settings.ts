@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { HTTP_SETTINGS } from "./httpSettings.js";
 import { INSTRUMENT_SETTINGS } from "./instrumentSettings.js";
+import { SPEED_SETTINGS } from "./speedSettings.js";
 import { setting } from "./settingDefinition.js";
 import type { SettingDefinition, SettingGroup } from "./settingDefinition.js";
 import { autoOr, choicesOf, numberFromString, onOff, paramNumber, topicLevel, wholeNumber } from "./settingValues.js";
@@ -58,6 +59,8 @@ export const SETTINGS = {
     schema: z.url().optional(),
     help: "HTTP base that replaces https://huggingface.co for downloads (lab mirror)",
   }),
+
+  ...SPEED_SETTINGS,
 
   threads: setting({
     group: "host",

@@ -13,6 +13,8 @@ import { MLOCK_FAILURE, mlockFix, mlockState } from "./mlockState.js";
 import type { MlockState, RuntimeInfo } from "./modelRuntime.js";
 import { preflightEngine } from "./preflight.js";
 import { queuedSequenceIds } from "./queuedSequenceIds.js";
+import { loadSpeculation } from "./speculation.js";
+import type { SpeculationParts } from "./speculation.js";
 import { ThreadAdapter } from "./threadAdapter.js";
 
 /**
@@ -46,6 +48,8 @@ export interface LlamaParts {
   slots: Slot[];
   batching: BatchingState;
   threads: ThreadAdapter | undefined;
+  /** The draft model and its context, or prompt lookup (speculation.ts). */
+  speculation: SpeculationParts;
 }
 
 /** Loads the llama.cpp binaries, the model and one context with a sequence per slot. */
@@ -64,9 +68,11 @@ export async function loadLlamaParts(options: LlamaRuntimeOptions): Promise<Llam
     disposers.push(() => model.dispose());
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     const batching: BatchingState = { generating: 0, context: undefined, orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
+    const speculation = await loadSpeculation(lib, llama, model, options, parallel, log);
+    disposers.push(() => speculation.dispose());
     const context = await createContext(model, options, parallel, batching);
     disposers.push(() => context.dispose());
-    const slots = createSlots(lib, context, parallel);
+    const slots = createSlots(lib, context, parallel, speculation);
     const mlock = await checkMlock(options, llama, model, warnings, log);
     const info: RuntimeInfo = {
       modelPath: options.modelPath,
@@ -79,8 +85,9 @@ export async function loadLlamaParts(options: LlamaRuntimeOptions): Promise<Llam
       loadMs: Math.round(performance.now() - started),
       backend: `${llama.gpu === false ? "cpu" : `${llama.gpu}, ${model.gpuLayers} layers offloaded`} (${String(llama.buildType)} binaries)`,
       engine: "inline",
+      speculation: speculation.description,
     };
-    return { info, llama, model, context, slots, batching, threads: adaptThreads(llama, options, log) };
+    return { info, llama, model, context, slots, batching, threads: adaptThreads(llama, options, log), speculation };
   } catch (error) {
     for (const dispose of disposers.reverse()) await dispose().catch(() => undefined);
     throw error;
@@ -173,9 +180,10 @@ async function createContext(
   }
 }
 
-function createSlots(lib: NodeLlamaCpp, context: LlamaContext, parallel: number): Slot[] {
-  return Array.from({ length: parallel }, () => {
-    const sequence = context.getSequence();
+function createSlots(lib: NodeLlamaCpp, context: LlamaContext, parallel: number, speculation: SpeculationParts): Slot[] {
+  return Array.from({ length: parallel }, (_, index) => {
+    const tokenPredictor = speculation.predictorFor(index);
+    const sequence = context.getSequence(tokenPredictor ? { tokenPredictor } : undefined);
     return {
       sequence,
       chat: new lib.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false }),

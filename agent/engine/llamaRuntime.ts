@@ -26,6 +26,7 @@ import type {
   ToolCall,
   ToolSpec,
 } from "./modelRuntime.js";
+import type { SpeculationParts } from "./speculation.js";
 import type { ThreadAdapter } from "./threadAdapter.js";
 
 export type { LlamaRuntimeOptions } from "./llamaRuntimeOptions.js";
@@ -76,6 +77,7 @@ export class LlamaRuntime implements EngineRuntime {
   #slots: Slot[];
   #batching: BatchingState;
   #threads: ThreadAdapter | undefined;
+  #speculation: SpeculationParts;
   #disposed = false;
 
   private constructor(parts: LlamaParts) {
@@ -87,6 +89,7 @@ export class LlamaRuntime implements EngineRuntime {
     this.#slots = parts.slots;
     this.#batching = parts.batching;
     this.#threads = parts.threads;
+    this.#speculation = parts.speculation;
   }
 
   get disposed(): boolean {
@@ -143,6 +146,7 @@ export class LlamaRuntime implements EngineRuntime {
     const meter = slot.sequence.tokenMeter;
     const inputBefore = meter.usedInputTokens;
     const outputBefore = meter.usedOutputTokens;
+    const predictionsBefore = slot.sequence.tokenPredictor ? { ...slot.sequence.tokenPredictions } : undefined;
     let firstTokenAt: number | undefined;
     const params = request.params;
     const common = {
@@ -200,11 +204,20 @@ export class LlamaRuntime implements EngineRuntime {
     // onToken/onTextChunk; prompt tokens reused from the KV cache are not counted.
     const promptTokens = meter.usedInputTokens - inputBefore;
     const completionTokens = meter.usedOutputTokens - outputBefore;
+    const predictionsAfter = slot.sequence.tokenPredictions;
     return {
       text,
       finishReason: finishReasonOf(stopReason, request.signal?.aborted ?? false),
       ...(toolCalls === undefined ? {} : { toolCalls }),
       usage: { promptTokens, completionTokens },
+      ...(predictionsBefore
+        ? {
+            predictions: {
+              validated: predictionsAfter.validated - predictionsBefore.validated,
+              refuted: predictionsAfter.refuted - predictionsBefore.refuted,
+            },
+          }
+        : {}),
       timings: { ...timings(started, firstTokenAt, finished, { prompt: promptTokens, completion: completionTokens }), queuedMs: 0 },
     };
   }
@@ -268,6 +281,7 @@ export class LlamaRuntime implements EngineRuntime {
       slot.sequence.dispose();
     }
     await this.#context.dispose();
+    await this.#speculation.dispose();
     await this.#model.dispose();
     await this.#llama.dispose();
   }

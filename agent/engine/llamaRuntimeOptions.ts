@@ -31,9 +31,24 @@ export interface LlamaRuntimeOptions {
    * static part of its prompt: the system prompt and, with tools, their descriptions. Defaults to none.
    */
   warmUp?: { system: string; tools?: readonly ToolSpec[] | undefined } | undefined;
+  /** Speculative decoding: a draft model or prompt lookup proposes tokens, checked in one batch. Defaults to none. */
+  speculation?: SpeculationOptions | undefined;
   /** Load progress from 0 to 1. */
   onLoadProgress?: (fraction: number) => void;
 }
+
+/** The token predictor each sequence gets (node-llama-cpp's DraftSequenceTokenPredictor or InputLookupTokenPredictor). */
+export type SpeculationOptions =
+  | {
+      kind: "draft";
+      draftPath: string;
+      draftLabel: string;
+      /** Tokens drafted before each check (`--draft-max`). */
+      draftMax: number;
+      /** The draft stops at a token it gives a lower probability (`--draft-min-p`); 0 never stops. */
+      draftMinP: number;
+    }
+  | { kind: "lookup" };
 
 /** What node-llama-cpp 3.21.1 is given for the GPU and NUMA settings (`getLlama` and `loadModel` options). */
 export interface LlamaBackendOptions {

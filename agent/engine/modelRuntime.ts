@@ -84,6 +84,8 @@ export interface GenerateResult {
   /** The model stopped to call these (only with `tools`); `text` is what it wrote before them. */
   toolCalls?: ToolCall[] | undefined;
   usage: { promptTokens: number; completionTokens: number };
+  /** With speculative decoding: proposed tokens the model kept (validated) and rejected (refuted) in this answer. */
+  predictions?: { validated: number; refuted: number } | undefined;
   timings: {
     /** From the start of evaluation (after any queue wait) to the first generated text. */
     ttftMs: number;
@@ -120,6 +122,8 @@ export interface RuntimeInfo {
   backend: string;
   /** Where llama.cpp runs: its own engine process, or inside the agent's process (`--engine`). */
   engine: "process" | "inline";
+  /** Speculative decoding in use: "off", "prompt lookup, …" or "draft <model>, …" (speculation.ts). */
+  speculation: string;
 }
 
 export interface ModelRuntime {

@@ -9,7 +9,9 @@ import { chooseCandidate } from "./policy/modelChoice.js";
 import type { ModelChoice } from "./policy/modelChoice.js";
 import { count, n } from "./policy/planText.js";
 import type { PlanInput, ResourcePlan } from "./policy/planTypes.js";
+import { decideSpeculation } from "./policy/speculationDecision.js";
 
+export type { DraftCandidate, SpeculationPlan } from "./policy/planTypes.js";
 export type {
   Decision,
   DeploymentShape,
@@ -22,7 +24,7 @@ export type {
 
 /**
  * The resource policy: a pure function from host facts, the deployment shape and what the
- * user asked for, to a plan (model, threads, mlock, context, parallel sequences, reserve)
+ * user asked for, to a plan (model, threads, mlock, context, parallel sequences, speculation, reserve)
  * with a reason in plain sentences for each decision. It never refuses: when nothing fits
  * it says so in `warnings` and `memory.fits`, and the caller decides.
  */
@@ -76,6 +78,17 @@ export function planResources(input: PlanInput): ResourcePlan {
   const threads = decideThreads(input, cores, reserve, warnings);
   const notices: string[] = [];
   const mlock = decideMlock(input, footprint, need, budget, warnings, notices);
+  const speculation = decideSpeculation(
+    {
+      input,
+      cores: cores.cores,
+      target: footprint,
+      contextSize: contextSize.value,
+      sequences: parallelSequences.value,
+      spareBytes: budget - need.totalBytes,
+    },
+    warnings,
+  );
 
   return {
     model: { id: footprint.id, label: footprint.label, reason: choice.reason },
@@ -83,6 +96,7 @@ export function planResources(input: PlanInput): ResourcePlan {
     mlock,
     contextSize,
     parallelSequences,
+    speculation,
     reserve,
     memory: {
       budgetBytes: budget,

@@ -22,12 +22,16 @@ import { RequestQueue } from "./requestQueue.js";
 import { planResources } from "../host/resourcePolicy.js";
 import type { ResourcePlan } from "../host/resourcePolicy.js";
 import { selfCommand } from "../cli/selfCommand.js";
+import { catalogDraft, resolveDraft } from "./draftModel.js";
+import type { ResolvedDraft } from "./draftModel.js";
 
 export interface PreparedModel {
   facts: HostFacts;
   model: ResolvedModel;
   summary: ModelFileSummary;
   plan: ResourcePlan;
+  /** The draft model the plan weighed for speculative decoding, if any (`plan.speculation` says whether it is used). */
+  draft?: ResolvedDraft | undefined;
 }
 
 function requestedFrom(config: AgentConfig) {
@@ -38,6 +42,7 @@ function requestedFrom(config: AgentConfig) {
     parallelSequences: config.parallel,
     ...(config.reserveMem !== undefined ? { reserveMemMiB: config.reserveMem } : {}),
     ...(config.reserveCores !== undefined ? { reserveCores: config.reserveCores } : {}),
+    speculation: { draft: config.draft, lookup: config.lookup, draftMax: config.draftMax },
   };
 }
 
@@ -54,11 +59,29 @@ export function planForCatalog(facts: HostFacts, config: AgentConfig, presentOnl
     footprint: entry.footprint,
     available: !presentOnly || existsSync(path.resolve(config.modelsDir, entry.fileName)),
   }));
-  return planResources({ facts, shape: config.shape, requested: requestedFrom(config), model: { candidates } });
+  const requested = requestedFrom(config);
+  const plan = planResources({ facts, shape: config.shape, requested, model: { candidates } });
+  // The draft depends on the model chosen, so the plan is made again with the chosen model's draft.
+  const draft =
+    config.draft === "auto"
+      ? catalogDraft(
+          listCatalog().find((e) => e.id === plan.model.id),
+          config.modelsDir,
+        )
+      : undefined;
+  if (!draft) return plan;
+  return planResources({ facts, shape: config.shape, requested, model: { candidates }, draftCandidate: draft.candidate });
 }
 
-export function planForFile(facts: HostFacts, config: AgentConfig, model: ResolvedModel, summary: ModelFileSummary): ResourcePlan {
+export function planForFile(
+  facts: HostFacts,
+  config: AgentConfig,
+  model: ResolvedModel,
+  summary: ModelFileSummary,
+  draft?: ResolvedDraft,
+): ResourcePlan {
   return planResources({
+    draftCandidate: draft?.candidate,
     facts,
     shape: config.shape,
     requested: requestedFrom(config),
@@ -101,10 +124,11 @@ export async function prepareModel(config: AgentConfig, logger: Logger): Promise
     : await chooseDefaultModel(facts, config, logger);
   // Validation runs before every load: some malformed files abort llama.cpp itself.
   const summary = await validateModelFile(model.path);
-  const plan = planForFile(facts, config, model, summary);
+  const draft = await resolveDraft(config, model, logger);
+  const plan = planForFile(facts, config, model, summary, draft);
   for (const warning of plan.warnings) logger.warn(warning);
   for (const notice of plan.notices) logger.info(notice);
-  return { facts, model, summary, plan };
+  return { facts, model, summary, plan, draft };
 }
 
 export interface LoadedAgent extends PreparedModel {
@@ -155,7 +179,14 @@ function instrumentTools(config: AgentConfig, model: ResolvedModel, instrument: 
  * The model runtime's options as every command derives them from the config, the model and
  * its plan; `run`, `smoke` and `bench` differ only in what they override.
  */
-export function runtimeOptions(config: AgentConfig, model: ResolvedModel, plan: ResourcePlan, logger: Logger): LlamaRuntimeOptions {
+export function runtimeOptions(
+  config: AgentConfig,
+  model: ResolvedModel,
+  plan: ResourcePlan,
+  logger: Logger,
+  draft?: ResolvedDraft,
+): LlamaRuntimeOptions {
+  const speculation = plan.speculation.value;
   return {
     modelPath: model.path,
     modelLabel: model.label,
@@ -169,6 +200,18 @@ export function runtimeOptions(config: AgentConfig, model: ResolvedModel, plan: 
     gpuLayers: config.gpuLayers,
     numa: config.numa,
     adaptThreads: config.threads === "auto",
+    speculation:
+      speculation.kind === "lookup"
+        ? { kind: "lookup" }
+        : speculation.kind === "draft" && draft?.path !== undefined
+          ? {
+              kind: "draft",
+              draftPath: draft.path,
+              draftLabel: draft.candidate.label,
+              draftMax: speculation.draftMax,
+              draftMinP: config.draftMinP,
+            }
+          : undefined,
     logger,
   };
 }
@@ -196,7 +239,7 @@ export async function loadAgent(config: AgentConfig, logger: Logger, options: { 
   const { startEngine, EngineProcess } = await import("../engine/process/engineProcess.js");
   const runtime = await startEngine(
     {
-      ...runtimeOptions(config, model, plan, logger),
+      ...runtimeOptions(config, model, plan, logger, prepared.draft),
       warmUp: { system: config.system, tools: tools?.specs },
       ...(bar ? { onLoadProgress: (fraction: number) => bar.update(Math.round(fraction * prepared.summary.fileBytes)) } : {}),
     },

@@ -65,6 +65,7 @@ const info: RuntimeInfo = {
   loadMs: 1,
   backend: "fake",
   engine: "inline",
+  speculation: "off",
 };
 
 const runtime: ModelRuntime = {

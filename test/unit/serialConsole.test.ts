@@ -100,6 +100,7 @@ class FakeRuntime implements ModelRuntime {
     loadMs: 1,
     backend: "fake",
     engine: "inline",
+    speculation: "off",
   };
   constructor(
     readonly deltas: number,

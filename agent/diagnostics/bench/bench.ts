@@ -9,6 +9,8 @@ import type { BenchMqtt } from "./benchMqtt.js";
 import { checkReferenceBinary, runBatchedReference, runReference } from "./benchReference.js";
 import { benchReport } from "./benchReport.js";
 import type { BenchReport, Round } from "./benchReport.js";
+import type { CompletionFigures, CompletionSampling } from "./benchCompletion.js";
+import { SpeculationComparison } from "./benchSpeculation.js";
 import { concurrentThroughput, median, sampleFrom } from "./benchStats.js";
 import type { Sample } from "./benchStats.js";
 
@@ -36,6 +38,10 @@ export interface BenchOptions {
   llamaBench?: string | undefined;
   /** llama.cpp's `llama-batched-bench` binary, the reference for concurrent requesters; undefined leaves it out. */
   llamaBatchedBench?: string | undefined;
+  /** llama.cpp's `llama-completion` (the old `main`): greedy and sampled pairs against the agent; undefined leaves it out. */
+  llamaCompletion?: string | undefined;
+  /** Pairs per sampling setting with `llamaCompletion`. */
+  completionPairs?: number | undefined;
 }
 
 const WORDS = "measure the signal level at the center frequency with a narrow resolution bandwidth and report the marker".split(" ");
@@ -58,25 +64,29 @@ export interface BenchDeps {
 export async function runBench({ config, logger, options, onStep }: BenchDeps): Promise<BenchReport> {
   if (options.llamaBench !== undefined) checkReferenceBinary(options.llamaBench);
   if (options.llamaBatchedBench !== undefined) checkReferenceBinary(options.llamaBatchedBench, "--llama-batched-bench");
+  if (options.llamaCompletion !== undefined) checkReferenceBinary(options.llamaCompletion, "--llama-completion");
   const prepared = await prepareModel(config, logger);
-  const { plan, model, summary, facts } = prepared;
+  const { plan, model, summary, facts, draft } = prepared;
   const threads = plan.threads.value;
   const parallel = Math.max(1, ...options.concurrency);
   const { startEngine } = await import("../../engine/process/engineProcess.js");
   onStep?.(`loading ${model.label} with ${threads} threads and ${parallel} sequences`);
-  const runtime = await startEngine(
-    {
-      ...runtimeOptions(config, model, plan, logger),
-      contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256),
-      parallelSequences: parallel,
-    },
-    config.engine,
-  );
+  const engineOptions = {
+    ...runtimeOptions(config, model, plan, logger, draft),
+    contextSize: Math.max(1024, options.promptTokens + options.genTokens + 256),
+    parallelSequences: parallel,
+  };
+  const runtime = await startEngine(engineOptions, config.engine);
   const startToLoadedMs = Math.round(performance.now());
   const service = new AnswerService(runtime, new RequestQueue({ slots: runtime.slots }), { system: "", params: {} });
   let mqtt: BenchMqtt | undefined;
   let mqttJournal: BenchMqtt | undefined;
+  let speculation: SpeculationComparison | undefined;
   try {
+    if (runtime.info.speculation !== "off") {
+      onStep?.(`loading ${model.label} again without speculative decoding (${runtime.info.speculation}), for the pairs`);
+      speculation = await SpeculationComparison.start(engineOptions, config.engine, runtime.info.speculation);
+    }
     if (config.mqtt !== "off") {
       const { BenchMqtt } = await import("./benchMqtt.js");
       mqtt = await BenchMqtt.start({ config, service, info: runtime.info, logger });
@@ -104,7 +114,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     const text = await promptText(runtime, Math.max(1, options.promptTokens - overhead));
     const ask = { maxTokens: options.genTokens, prompt: text };
 
-    const timedAnswer = async () => {
+    const timedAnswer = async (params: Record<string, number> = { temperature: 0 }) => {
       let firstAt: number | undefined;
       const startedAt = performance.now();
       const result = await service.answer(
@@ -112,7 +122,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
           mode: "chat",
           system: system(),
           messages: [{ role: "user", content: text }],
-          params: { temperature: 0, maxTokens: options.genTokens },
+          params: { ...params, maxTokens: options.genTokens },
         },
         { onDelta: () => (firstAt ??= performance.now()) },
       );
@@ -195,6 +205,10 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
           },
         ]);
       }
+      if (speculation) {
+        const comparison = speculation;
+        steps.push(["with and without speculative decoding", () => comparison.pair(r, service, system(), text, options.genTokens)]);
+      }
       for (const requesters of options.concurrency) {
         steps.push([`${requesters} requesters`, async () => void round.concurrency.set(requesters, await concurrent(requesters))]);
       }
@@ -205,6 +219,34 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
         await step();
       }
       rounds.push(round);
+    }
+    let completion: CompletionFigures[] | null = null;
+    if (options.llamaCompletion !== undefined) {
+      const { completionPairs } = await import("./benchCompletion.js");
+      const viaMqtt = mqtt;
+      // Repeat penalty off as llama-completion runs it (--repeat-penalty 1).
+      const askAgent = async (sampling: CompletionSampling): Promise<Sample> => {
+        const params: Record<string, number> = { temperature: sampling.temperature, repeatPenalty: 1 };
+        if (sampling.topK !== undefined) params.topK = sampling.topK;
+        if (sampling.topP !== undefined) params.topP = sampling.topP;
+        if (sampling.seed !== undefined) params.seed = sampling.seed;
+        if (viaMqtt) return viaMqtt.ask({ ...ask, system: system(), params });
+        return sampleFrom(await timedAnswer(params));
+      };
+      completion = await completionPairs(
+        {
+          binary: options.llamaCompletion,
+          modelPath: model.path,
+          threads,
+          prompt: text,
+          genTokens: options.genTokens,
+          contextSize: engineOptions.contextSize,
+        },
+        askAgent,
+        viaMqtt ? "MQTT (client's view)" : "in process",
+        options.completionPairs ?? 9,
+        onStep,
+      );
     }
     const engineStats = await runtime.stats();
     const enginePeak = runtime.info.engine === "process" ? engineStats.peakRssBytes : null;
@@ -221,6 +263,9 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
       enginePeakRssBytes: enginePeak,
       prepared: { model, summary, facts },
     });
+    report.speculation = speculation?.figures() ?? null;
+    report.llamaCompletion = completion;
+    await speculation?.close();
     await mqttJournal?.close();
     await mqtt?.close();
     await runtime.dispose();
@@ -231,6 +276,7 @@ export async function runBench({ config, logger, options, onStep }: BenchDeps): 
     }
     return report;
   } finally {
+    await speculation?.close().catch(() => undefined);
     await mqttJournal?.close();
     await mqtt?.close();
     await runtime.dispose();

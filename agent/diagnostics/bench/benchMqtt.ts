@@ -36,6 +36,8 @@ export interface BenchAsk {
   prompt: string;
   system: string;
   maxTokens: number;
+  /** Sampling settings beside maxTokens; defaults to greedy (temperature 0). */
+  params?: Record<string, number> | undefined;
 }
 
 /** The journal's temp folder, and the journal once the transport has opened it. */
@@ -151,7 +153,7 @@ export class BenchMqtt {
       system: request.system,
       stream: true,
       replyTo: `${this.#replyBase}/${id}`,
-      params: { temperature: 0, maxTokens: request.maxTokens },
+      params: { temperature: 0, ...request.params, maxTokens: request.maxTokens },
     });
     return new Promise<Sample>((resolve, reject) => {
       const pending: Pending = { startedAt: performance.now(), firstAt: undefined, resolve, reject };

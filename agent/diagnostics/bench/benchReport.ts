@@ -7,6 +7,8 @@ import type { JournalStats } from "../../service/journal/requestJournal.js";
 import type { prepareModel } from "../../service/loadAgent.js";
 import type { BenchMqtt } from "./benchMqtt.js";
 import type { ReferenceSample } from "./benchReference.js";
+import type { CompletionFigures } from "./benchCompletion.js";
+import type { SpeculationFigures } from "./benchSpeculation.js";
 import { median, medians, ratio } from "./benchStats.js";
 import type { Sample, SampleMedians } from "./benchStats.js";
 
@@ -59,6 +61,10 @@ export interface BenchReport {
   /** The same MQTT path with the crash-safe request journal (`run`'s), in a temp folder; its counters at the end. */
   mqttJournal: (SampleMedians & { broker: string; journal: JournalStats | null }) | null;
   concurrency: ConcurrencyFigure[];
+  /** With `--llama-completion`: the agent against llama.cpp's `main`, greedy and sampled, in pairs (benchCompletion.ts). */
+  llamaCompletion: CompletionFigures[] | null;
+  /** With `--draft` or `--lookup` in use: the same greedy questions with and without it, in pairs (benchSpeculation.ts). */
+  speculation: SpeculationFigures | null;
   /** With `--instrument`: first-question and follow-up TTFT of a grounded conversation (benchConversation.ts). */
   conversation: ConversationFigures | null;
   ratios: {
@@ -191,6 +197,8 @@ export function benchReport(input: ReportInput): BenchReport {
   const agentPeak = peakRssBytes();
   return {
     conversation: null,
+    speculation: null,
+    llamaCompletion: null,
     machine: {
       cpu: facts.cpuModel,
       physicalCores: facts.physicalCores,
@@ -289,6 +297,27 @@ export function renderBench(r: BenchReport): string {
     lines.push(
       `${String(c.requesters).padEnd(12)}${fmt(c.aggregateTokensPerSecond).padStart(21)}${fmt(c.endToEndTokensPerSecond).padStart(12)}${fmt(c.perRequesterTokensPerSecond).padStart(12)}` +
         `${fmt(c.ttftMs).padStart(9)}${fmt(c.vsSingle, 2).padStart(8)}${fmt(c.llamaBatchedBench).padStart(15)}${fmt(c.vsLlamaBatchedBench, 2).padStart(8)}`,
+    );
+  }
+  if (r.llamaCompletion) {
+    lines.push(
+      "",
+      `${"vs llama-completion (main)".padEnd(30)}${"agent tok/s".padStart(12)}${"main tok/s".padStart(12)}${"agent/main".padStart(12)}${"main decode-only".padStart(18)}${"agent/it".padStart(10)}`,
+    );
+    for (const c of r.llamaCompletion) {
+      lines.push(
+        `${`${c.sampling.name}, ${c.pairs} pairs, agent ${c.agentPath}`.padEnd(42)}${fmt(c.agentTokensPerSecond).padStart(12)}${fmt(c.completionTokensPerSecond).padStart(12)}` +
+          `${fmt(c.ratio, 3).padStart(12)}${fmt(c.completionDecodeTokensPerSecond).padStart(18)}${fmt(c.ratioToDecode, 3).padStart(10)}`,
+      );
+    }
+  }
+  if (r.speculation) {
+    const s = r.speculation;
+    lines.push(
+      "",
+      `speculative decoding (${s.speculation}), greedy, ${s.pairs} pairs: ${fmt(s.withTokensPerSecond)} gen tok/s with, ${fmt(s.withoutTokensPerSecond)} without, ` +
+        `ratio ${fmt(s.ratio, 3)} (median per pair); accepted ${s.acceptance === null ? "- (nothing proposed)" : `${fmt(s.acceptance * 100)}%`} ` +
+        `(${s.validated} kept, ${s.refuted} rejected); same answer in ${s.sameAnswers}/${s.pairs} pairs`,
     );
   }
   if (r.conversation) {

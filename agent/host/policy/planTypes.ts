@@ -32,6 +32,8 @@ export interface ResourceRequest {
   reserveCores?: number | undefined;
   /** Sequences generated at once. Defaults to `auto`. */
   parallelSequences?: number | "auto" | undefined;
+  /** `--draft`, `--lookup`, `--draft-max`. Defaults to both off. */
+  speculation?: { draft: string; lookup: "on" | "off" | "auto"; draftMax: number } | undefined;
 }
 
 export interface PlanInput {
@@ -40,6 +42,8 @@ export interface PlanInput {
   requested: ResourceRequest;
   /** One model to size, or catalog candidates to choose the largest that fits from. */
   model: ModelFootprint | { candidates: readonly ModelCandidate[] };
+  /** The draft `--draft` names, or the catalog's draft for the model with `--draft auto`; none when there is none. */
+  draftCandidate?: DraftCandidate | undefined;
 }
 
 export interface Decision<T> {
@@ -53,6 +57,8 @@ export interface ResourcePlan {
   mlock: Decision<boolean>;
   contextSize: Decision<number>;
   parallelSequences: Decision<number>;
+  /** Speculative decoding: a draft model, prompt lookup, or neither. */
+  speculation: Decision<SpeculationPlan>;
   reserve: { memMiB: number; cores: number; reason: string };
   memory: {
     /** Available memory minus the reserve. */
@@ -68,4 +74,26 @@ export interface ResourcePlan {
   warnings: string[];
   /** What the operator may want to know but need not act on (logged at info), such as `--mlock auto` running unlocked. */
   notices: string[];
+}
+
+/** Speculative decoding (speculationDecision.ts). */
+export type SpeculationKind = "draft" | "lookup" | "off";
+
+export interface SpeculationPlan {
+  kind: SpeculationKind;
+  /** The draft model (catalog id or file) when `kind` is `draft`, else null. */
+  draft: string | null;
+  /** Tokens the draft proposes per check (`--draft-max`). */
+  draftMax: number;
+}
+
+/** The draft the caller found for this plan: the one named by `--draft`, or the catalog's pairing for `auto`. */
+export interface DraftCandidate {
+  /** Catalog id or file name, as people see it. */
+  label: string;
+  footprint: ModelFootprint;
+  /** false: `--draft auto` found the catalog's draft, but not in the models directory. */
+  present: boolean;
+  /** `models pull <id>` fetches it (for the reason when it is not present). */
+  catalogId?: string | undefined;
 }
