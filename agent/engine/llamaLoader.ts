@@ -68,10 +68,10 @@ export async function loadLlamaParts(options: LlamaRuntimeOptions): Promise<Llam
     disposers.push(() => model.dispose());
     const parallel = Math.max(1, options.parallelSequences ?? 1);
     const batching: BatchingState = { generating: 0, context: undefined, orderedBatches: 0, reorderedBatches: 0, unorderedBatches: 0 };
-    const speculation = await loadSpeculation(lib, llama, model, options, parallel, log);
-    disposers.push(() => speculation.dispose());
     const context = await createContext(model, options, parallel, batching);
     disposers.push(() => context.dispose());
+    const speculation = await loadSpeculation(lib, llama, model, options, parallel, context, log);
+    disposers.push(() => speculation.dispose());
     const slots = createSlots(lib, context, parallel, speculation);
     const mlock = await checkMlock(options, llama, model, warnings, log);
     const info: RuntimeInfo = {

@@ -34,6 +34,7 @@ export async function loadSpeculation(
   model: LlamaModel,
   options: LlamaRuntimeOptions,
   parallel: number,
+  target: LlamaContext,
   log: Logger,
 ): Promise<SpeculationParts> {
   const speculation = options.speculation;
@@ -66,6 +67,7 @@ export async function loadSpeculation(
       flashAttention: FLASH_ATTENTION,
     });
     disposers.push(() => context.dispose());
+    refuseIncompatibleContext(target, context, options, speculation.draftPath);
     log.debug({ draft: speculation.draftPath, contextSize: context.contextSize }, "draft model loaded");
     return {
       description: `draft ${speculation.draftLabel}, up to ${speculation.draftMax} tokens per check`,
@@ -100,10 +102,34 @@ function refuseOtherVocabulary(model: LlamaModel, draft: LlamaModel, options: Ll
   const ids = (m: LlamaModel): Token[] => m.tokenize(VOCABULARY_PROBE);
   const same =
     ids(model).join(",") === ids(draft).join(",") && model.tokens.eos === draft.tokens.eos && model.tokens.bos === draft.tokens.bos;
-  if (!same) {
-    throw new AgentError(
-      "IA_ERR_MODEL_LOAD",
-      `--draft ${draftPath}: its vocabulary differs from the model's (${options.modelPath}), so its tokens cannot be checked; use a draft of the same family (README, "Speculative decoding") or --draft off`,
-    );
+  if (!same) throw vocabularyError(options, draftPath, "the same text tokenizes differently");
+}
+
+function vocabularyError(options: LlamaRuntimeOptions, draftPath: string, detail: string): AgentError {
+  return new AgentError(
+    "IA_ERR_MODEL_LOAD",
+    `--draft ${draftPath}: its vocabulary differs from the model's (${options.modelPath}: ${detail}), so its tokens cannot be checked; use a draft of the same family (README, "Speculative decoding") or --draft off`,
+  );
+}
+
+interface NativeContext {
+  ensureDraftContextIsCompatibleForSpeculative?(draft: unknown): void;
+}
+
+/**
+ * llama.cpp's own whole-vocabulary check (every token's text, the special tokens), which the
+ * predictor runs only when the first answer starts (DraftSequenceTokenPredictor.reset):
+ * run here, at load, through the same call on node-llama-cpp's native context. Files of one
+ * vocabulary size can still differ in a few tokens (seen: token 2035, "[PAD2035]" against
+ * "<tool_response>"), which the tokenizing probe above does not meet.
+ */
+function refuseIncompatibleContext(target: LlamaContext, draft: LlamaContext, options: LlamaRuntimeOptions, draftPath: string): void {
+  const native = (target as unknown as { _ctx?: NativeContext })._ctx;
+  const nativeDraft = (draft as unknown as { _ctx?: unknown })._ctx;
+  if (typeof native?.ensureDraftContextIsCompatibleForSpeculative !== "function" || nativeDraft === undefined) return;
+  try {
+    native.ensureDraftContextIsCompatibleForSpeculative(nativeDraft);
+  } catch (error) {
+    throw vocabularyError(options, draftPath, (error as Error).message);
   }
 }

@@ -13,6 +13,8 @@ interface BenchOptions {
   benchConcurrency: string | undefined;
   llamaBench: string | undefined;
   llamaBatchedBench: string | undefined;
+  llamaCompletion: string | undefined;
+  completionPairs: number;
 }
 
 export const benchCommand: CommandSpec<BenchOptions> = {
@@ -37,6 +39,12 @@ export const benchCommand: CommandSpec<BenchOptions> = {
       help: "also run llama.cpp's llama-batched-bench in every round: the ceiling for concurrent requesters (README, Speed)",
       parse: text,
     },
+    llamaCompletion: {
+      arg: "<file>",
+      help: "also answer the same text with llama.cpp's llama-completion (the old main), greedy and sampled, alternating with the agent (README, Speed)",
+      parse: text,
+    },
+    completionPairs: { arg: "<n>", help: "agent / llama-completion pairs per sampling setting", default: "9", parse: wholeNumber(1, 100) },
   },
   help: "With --mqtt embedded (default) an in-process broker carries the MQTT run; --mqtt <url> uses that broker, --mqtt off skips it.\nExample:\n  instrument-agent bench --model ./models-data/synth-qwen2.5-0.5b-q8_0.gguf --threads auto --json",
   async run({ options, setUp }) {
@@ -48,6 +56,8 @@ export const benchCommand: CommandSpec<BenchOptions> = {
       concurrency: parseConcurrency(options.benchConcurrency),
       llamaBench: options.llamaBench === undefined ? undefined : path.resolve(options.llamaBench),
       llamaBatchedBench: options.llamaBatchedBench === undefined ? undefined : path.resolve(options.llamaBatchedBench),
+      llamaCompletion: options.llamaCompletion === undefined ? undefined : path.resolve(options.llamaCompletion),
+      completionPairs: options.completionPairs,
     };
     const { config, logger } = setUp();
     const tty = process.stderr.isTTY;
