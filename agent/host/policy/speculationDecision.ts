@@ -8,9 +8,9 @@ import type { Decision, DraftCandidate, ModelFootprint, PlanInput, SpeculationKi
  * proposes tokens for the model to check in one batch. It pays only where checking k+1
  * tokens in one batch costs much less than k+1 single tokens, that is where a single token
  * is bound by memory bandwidth and the cores have compute to spare. On the 2-vCPU
- * development VM it does not: there a batch of 5 tokens of the 1.5B model cost 2.9 single
- * tokens, a self-drafting 1.5B ran at 0.25 of plain decoding and prompt lookup at 0.97
- * (README, "Speculative decoding"). `auto` therefore needs 4 physical cores or more, a
+ * development VM it does not: there the 1.5B-shaped model drafting for itself ran at 0.09 of
+ * plain decoding (bench, 3 pairs, --draft-min-p 0.6); other figures are in the closing note
+ * of the speed issue and are still to be measured on a quiet machine. `auto` therefore needs 4 physical cores or more, a
  * draft much smaller than the model, and room for the draft inside the memory budget.
  */
 
@@ -73,7 +73,7 @@ export function decideSpeculation(
       value: plan("off"),
       reason:
         `Off: with ${count(cores, "physical core")} a check of several tokens costs nearly as much as decoding them one by one ` +
-        `(on 2 vCPUs a 5-token batch of the 1.5B model cost 2.9 single tokens, a self-drafting 1.5B ran at 0.25 of plain decoding and prompt lookup at 0.97), ` +
+        `(on the 2-vCPU development VM the 1.5B-shaped model with a draft ran at 0.09 of plain decoding in bench's pairs: draft and model contend for the cores), ` +
         `so neither a draft nor prompt lookup pays; auto needs ${SPECULATION_MIN_CORES} or more (--draft <model> or --lookup on force them).`,
     };
   }
