@@ -181,8 +181,8 @@ async function createContext(
 }
 
 function createSlots(lib: NodeLlamaCpp, context: LlamaContext, parallel: number, speculation: SpeculationParts): Slot[] {
-  return Array.from({ length: parallel }, (_, index) => {
-    const tokenPredictor = speculation.predictorFor(index);
+  return Array.from({ length: parallel }, () => {
+    const tokenPredictor = speculation.predictorFor();
     const sequence = context.getSequence(tokenPredictor ? { tokenPredictor } : undefined);
     return {
       sequence,

@@ -19,7 +19,7 @@ export interface SpeculationParts {
   /** For RuntimeInfo and `probe`/`bench`: "draft qwen2.5-0.5b-instruct, 4 tokens per check", "prompt lookup", "off". */
   description: string;
   /** A new predictor for one slot's sequence (a sequence takes its predictor when it is created). */
-  predictorFor(slot: number): TokenPredictor | undefined;
+  predictorFor(): TokenPredictor | undefined;
   dispose(): Promise<void>;
 }
 

@@ -23,20 +23,31 @@ beforeAll(async () => {
   await promisify(execFile)("bash", [path.join(ROOT, "deploy", "build-llama-tools.sh"), tools], { timeout: 300_000 });
 }, 320_000);
 
-const base = [
-  "--threads",
-  "1",
-  "--mlock",
-  "off",
-  "--log-level",
-  "error",
-  "--bench-runs",
-  "1",
-  "--bench-prompt",
-  "24",
-  "--bench-tokens",
-  "8",
-];
+/** `bench` on the tiny model, one short round and one requester, with `extra` flags. */
+const bench = (extra: string[], timeoutMs = 180_000) =>
+  runAgent(
+    [
+      "bench",
+      "--model",
+      tiny,
+      "--threads",
+      "1",
+      "--mlock",
+      "off",
+      "--log-level",
+      "error",
+      "--bench-runs",
+      "1",
+      "--bench-prompt",
+      "24",
+      "--bench-tokens",
+      "8",
+      "--bench-concurrency",
+      "1",
+      ...extra,
+    ],
+    { timeoutMs },
+  );
 
 describe("speed against llama.cpp and speculative decoding", () => {
   it("deploy/build-llama-tools.sh builds llama-completion, llama-bench and llama-batched-bench", () => {
@@ -45,22 +56,7 @@ describe("speed against llama.cpp and speculative decoding", () => {
   });
 
   it("bench --llama-completion pairs the agent over MQTT with llama.cpp's main, greedy and sampled", async () => {
-    const result = await runAgent(
-      [
-        "bench",
-        "--model",
-        tiny,
-        ...base,
-        "--bench-concurrency",
-        "1",
-        "--llama-completion",
-        path.join(tools, "llama-completion"),
-        "--completion-pairs",
-        "2",
-        "--json",
-      ],
-      { timeoutMs: 180_000 },
-    );
+    const result = await bench(["--llama-completion", path.join(tools, "llama-completion"), "--completion-pairs", "2", "--json"]);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as { llamaCompletion: Array<Record<string, any>> };
     expect(report.llamaCompletion.map((c) => c.sampling.name)).toEqual(["greedy", "sampled"]);
@@ -69,23 +65,7 @@ describe("speed against llama.cpp and speculative decoding", () => {
       for (const key of ["agentTokensPerSecond", "completionTokensPerSecond", "completionDecodeTokensPerSecond", "ratio", "ratioToDecode"])
         expect(c[key], key).toBeGreaterThan(0);
     }
-    const table = await runAgent(
-      [
-        "bench",
-        "--model",
-        tiny,
-        ...base,
-        "--bench-concurrency",
-        "1",
-        "--mqtt",
-        "off",
-        "--llama-completion",
-        path.join(tools, "llama-completion"),
-        "--completion-pairs",
-        "1",
-      ],
-      { timeoutMs: 180_000 },
-    );
+    const table = await bench(["--mqtt", "off", "--llama-completion", path.join(tools, "llama-completion"), "--completion-pairs", "1"]);
     expect(table.code, table.stderr).toBe(0);
     expect(table.stdout).toMatch(/^greedy, 1 pairs, agent in process\s+\d/m);
     expect(table.stdout).toMatch(/^sampled, 1 pairs, agent in process\s+\d/m);
@@ -98,10 +78,7 @@ describe("speed against llama.cpp and speculative decoding", () => {
   });
 
   it("--draft: the draft proposes, the model checks, and greedy answers are the same with and without", async () => {
-    const result = await runAgent(
-      ["bench", "--model", tiny, ...base, "--bench-concurrency", "1", "--mqtt", "off", "--draft", tiny, "--draft-min-p", "0", "--json"],
-      { timeoutMs: 180_000 },
-    );
+    const result = await bench(["--mqtt", "off", "--draft", tiny, "--draft-min-p", "0", "--json"]);
     expect(result.code, result.stderr).toBe(0);
     const { speculation } = JSON.parse(result.stdout) as { speculation: Record<string, any> };
     expect(speculation.speculation).toBe(`draft ${path.basename(tiny)}, up to 4 tokens per check`);
@@ -124,12 +101,7 @@ describe("speed against llama.cpp and speculative decoding", () => {
   });
 
   it("a draft of another vocabulary is refused at load with IA_ERR_MODEL_LOAD naming --draft", async () => {
-    const result = await runAgent(
-      ["bench", "--model", tiny, ...base, "--bench-concurrency", "1", "--mqtt", "off", "--draft", otherVocabulary],
-      {
-        timeoutMs: 120_000,
-      },
-    );
+    const result = await bench(["--mqtt", "off", "--draft", otherVocabulary], 120_000);
     expect(result.code).not.toBe(0);
     expect(result.signal).toBeNull();
     expect(result.stderr).toContain("IA_ERR_MODEL_LOAD");

@@ -1,7 +1,7 @@
-import { execFile } from "node:child_process";
 import { AgentError } from "../../../common/errors.js";
 import { round } from "../../../common/format.js";
 import { FLASH_ATTENTION } from "../../engine/llamaRuntimeOptions.js";
+import { runTool } from "./benchReference.js";
 import { median, ratio } from "./benchStats.js";
 import type { Sample } from "./benchStats.js";
 
@@ -103,26 +103,9 @@ export function completionArgs(options: CompletionRunOptions): string[] {
   ];
 }
 
-export function runCompletion(options: CompletionRunOptions): Promise<CompletionPerf> {
-  const args = completionArgs(options);
-  return new Promise((resolve, reject) => {
-    const child = execFile(options.binary, args, { maxBuffer: 16 * 2 ** 20, timeout: 600_000 }, (error, _stdout, stderr) => {
-      if (error) {
-        const tail = stderr ? `; ${stderr.trim().split("\n").slice(-2).join("; ")}` : "";
-        reject(
-          new AgentError("IA_ERR_BENCH_REFERENCE", `llama-completion ${args.join(" ")} failed: ${error.message}${tail}`, { cause: error }),
-        );
-        return;
-      }
-      try {
-        resolve(parseCompletionPerf(stderr));
-      } catch (parseError) {
-        reject(parseError);
-      }
-    });
-    // Without a terminal on stdin it would wait for input after the answer in some builds.
-    child.stdin?.end();
-  });
+export async function runCompletion(options: CompletionRunOptions): Promise<CompletionPerf> {
+  const { stderr } = await runTool("llama-completion", options.binary, completionArgs(options));
+  return parseCompletionPerf(stderr);
 }
 
 export interface CompletionFigures {

@@ -40,17 +40,19 @@ export interface BatchedReferenceOptions extends ReferenceOptions {
   parallel: number[];
 }
 
-/** Runs one llama.cpp tool and resolves with its stdout; a failure names the command and its last stderr lines. */
-function runTool(name: string, binary: string, args: string[]): Promise<string> {
+/** Runs one llama.cpp tool and resolves with its output; a failure names the command and its last stderr lines. */
+export function runTool(name: string, binary: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(binary, args, { maxBuffer: 8 * 2 ** 20, timeout: 600_000 }, (error, stdout, stderr) => {
+    const child = execFile(binary, args, { maxBuffer: 16 * 2 ** 20, timeout: 600_000 }, (error, stdout, stderr) => {
       if (!error) {
-        resolve(stdout);
+        resolve({ stdout, stderr });
         return;
       }
       const tail = stderr ? `; ${stderr.trim().split("\n").slice(-2).join("; ")}` : "";
       reject(new AgentError("IA_ERR_BENCH_REFERENCE", `${name} ${args.join(" ")} failed: ${error.message}${tail}`, { cause: error }));
     });
+    // Nothing to read: llama-completion would otherwise wait on an open stdin after its answer.
+    child.stdin?.end();
   });
 }
 
@@ -80,7 +82,7 @@ export async function runBatchedReference(options: BatchedReferenceOptions): Pro
     "--output-format",
     "jsonl",
   ];
-  const stdout = await runTool("llama-batched-bench", options.binary, args);
+  const { stdout } = await runTool("llama-batched-bench", options.binary, args);
   const figures = new Map<number, number>();
   for (const line of stdout.split("\n")) {
     if (!line.startsWith("{")) continue;
@@ -118,7 +120,7 @@ export async function runReference(options: ReferenceOptions): Promise<Reference
     "-o",
     "json",
   ];
-  const stdout = await runTool("llama-bench", options.binary, args);
+  const { stdout } = await runTool("llama-bench", options.binary, args);
   try {
     const rows = JSON.parse(stdout) as LlamaBenchRow[];
     const pp = rows.find((r) => (r.n_prompt ?? 0) > 0 && (r.n_gen ?? 0) === 0)?.avg_ts;
