@@ -202,9 +202,14 @@ export class LlamaRuntime implements EngineRuntime {
     const finished = performance.now();
     // The meter counts every generated token, including control tokens that never reach
     // onToken/onTextChunk; prompt tokens reused from the KV cache are not counted.
+    // With a token predictor the meter also counts the proposed tokens the model refuted
+    // (a check of k proposals outputs k+1 logits, of which only the kept ones and the next
+    // token are the answer), so those come off: tokens/s must count the answer, not the work.
+    // Proposals kept by the last check past maxTokens still count (at most --draft-max).
     const promptTokens = meter.usedInputTokens - inputBefore;
-    const completionTokens = meter.usedOutputTokens - outputBefore;
     const predictionsAfter = slot.sequence.tokenPredictions;
+    const refuted = predictionsBefore ? predictionsAfter.refuted - predictionsBefore.refuted : 0;
+    const completionTokens = meter.usedOutputTokens - outputBefore - refuted;
     return {
       text,
       finishReason: finishReasonOf(stopReason, request.signal?.aborted ?? false),
@@ -214,7 +219,7 @@ export class LlamaRuntime implements EngineRuntime {
         ? {
             predictions: {
               validated: predictionsAfter.validated - predictionsBefore.validated,
-              refuted: predictionsAfter.refuted - predictionsBefore.refuted,
+              refuted,
             },
           }
         : {}),

@@ -15,10 +15,12 @@ const dir = tempDir("iagent-speed-");
 const tools = path.join(dir, "llama-tools");
 let tiny = "";
 let otherVocabulary = "";
+let otherWeights = "";
 
 beforeAll(async () => {
   tiny = await synthModel(dir, "tiny");
   otherVocabulary = await synthModel(dir, "tiny-qwen3");
+  otherWeights = await synthModel(dir, "tiny", "q8_0", 2);
   // Needs g++ and git (on every machine of this kind; .ci/run says so when they are missing).
   await promisify(execFile)("bash", [path.join(ROOT, "deploy", "build-llama-tools.sh"), tools], { timeout: 300_000 });
 }, 320_000);
@@ -81,12 +83,24 @@ describe("speed against llama.cpp and speculative decoding", () => {
     const result = await bench(["--mqtt", "off", "--draft", tiny, "--draft-min-p", "0", "--json"]);
     expect(result.code, result.stderr).toBe(0);
     const { speculation } = JSON.parse(result.stdout) as { speculation: Record<string, any> };
-    expect(speculation.speculation).toBe(`draft ${path.basename(tiny)}, up to 4 tokens per check`);
+    expect(speculation.speculation).toBe(`draft ${path.basename(tiny)}, up to 2 tokens per check`);
     expect(speculation.pairs).toBe(1);
     expect(speculation.validated + speculation.refuted).toBeGreaterThan(0);
     expect(speculation.withTokensPerSecond).toBeGreaterThan(0);
     expect(speculation.withoutTokensPerSecond).toBeGreaterThan(0);
     expect(speculation.sameAnswers).toBe(1);
+  });
+
+  it("a draft whose proposals are refuted: the answer's token count leaves the refuted tokens out", async () => {
+    // Same vocabulary, other random weights: most proposals are wrong. node-llama-cpp's token
+    // meter counts every checked token as output; the usage (and so tokens/s) must not.
+    const result = await bench(["--mqtt", "off", "--draft", otherWeights, "--draft-min-p", "0", "--json"]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as { speculation: Record<string, any>; inProcess: { completionTokens: number } };
+    expect(report.speculation.refuted).toBeGreaterThan(0);
+    expect(report.inProcess.completionTokens).toBeGreaterThan(0);
+    // 8 asked for; at most the last check's kept proposals (--draft-max 2) past the limit count too.
+    expect(report.inProcess.completionTokens).toBeLessThanOrEqual(8 + 2);
   });
 
   it("probe shows the speculation decision and its reason; auto is off on this 2-core host", async () => {
