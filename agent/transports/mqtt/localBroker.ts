@@ -119,6 +119,10 @@ export function mosquittoConfig(options: {
     // mosquitto wants the trailing separator on the location.
     `persistence_location ${options.dataDir}${path.sep}`,
     "autosave_interval 30",
+    // Nagle's algorithm otherwise holds a small packet until the delayed ACK of the one before:
+    // every question after the first on a connection reached its first chunk 45 ms late
+    // (paho, which also set TCP_NODELAY on its own socket: 44.7 ms without this, 2.3 with it).
+    "set_tcp_nodelay true",
     "log_dest stderr",
     "log_type error",
     "log_type warning",
