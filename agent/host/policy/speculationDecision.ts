@@ -6,12 +6,15 @@ import type { Decision, DraftCandidate, ModelFootprint, PlanInput, SpeculationKi
 /**
  * Speculative decoding (`--draft`, `--lookup`): whether a draft model or prompt lookup
  * proposes tokens for the model to check in one batch. It pays only where checking k+1
- * tokens in one batch costs much less than k+1 single tokens, that is where a single token
- * is bound by memory bandwidth and the cores have compute to spare. On the 2-vCPU
- * development VM it does not: there the 1.5B-shaped model drafting for itself ran at 0.09 of
- * plain decoding (bench, 3 pairs, --draft-min-p 0.6); other figures are in the closing note
- * of the speed issue and are still to be measured on a quiet machine. `auto` therefore needs 4 physical cores or more, a
- * draft much smaller than the model, and room for the draft inside the memory budget.
+ * tokens in one batch plus drafting them costs less than the tokens kept, that is where a
+ * single token is bound by memory bandwidth and the cores have compute to spare. On the 2-vCPU
+ * development VM it does not (bench pairs, 1.5B-shaped Q8_0 model, 48 tokens): with a
+ * 0.5B-shaped draft that proposed nothing it ran at 0.42 of plain decoding, with the draft
+ * forced to propose 4 tokens that were all refuted at 0.24, with itself as the draft (a third
+ * of its proposals kept) at 0.35, and prompt lookup that found nothing at 0.99; llama-bench
+ * puts a batch of 2 at 1.19 single tokens there and a batch of 5 at 2.58. `auto` therefore
+ * needs 4 physical cores or more, a draft much smaller than the model, and room for the
+ * draft inside the memory budget.
  */
 
 /** Fewest physical cores where a verify batch is cheap enough for speculation to pay (above). */
@@ -33,7 +36,7 @@ export function decideSpeculation(
   { input, cores, target, contextSize, sequences, spareBytes }: SpeculationInput,
   warnings: string[],
 ): Decision<SpeculationPlan> {
-  const requested = input.requested.speculation ?? { draft: "off", lookup: "off", draftMax: 4 };
+  const requested = input.requested.speculation ?? { draft: "off", lookup: "off", draftMax: 2 };
   const candidate = input.draftCandidate;
   const plan = (kind: SpeculationKind, draft: string | null = null): SpeculationPlan => ({ kind, draft, draftMax: requested.draftMax });
   const draftNeed = candidate ? estimateMemory(candidate.footprint, contextSize, sequences).totalBytes : 0;
@@ -72,8 +75,8 @@ export function decideSpeculation(
     return {
       value: plan("off"),
       reason:
-        `Off: with ${count(cores, "physical core")} a check of several tokens costs nearly as much as decoding them one by one ` +
-        `(on the 2-vCPU development VM the 1.5B-shaped model with a draft ran at 0.09 of plain decoding in bench's pairs: draft and model contend for the cores), ` +
+        `Off: with ${count(cores, "physical core")} the draft's own decoding and checks of 3 to 5 tokens (1.9 to 2.6 single tokens in llama-bench) cost more than the kept tokens save ` +
+        `(on the 2-vCPU development VM a 1.5B-shaped model with a 0.5B-shaped draft ran at 0.24 to 0.42 of plain decoding in bench's pairs, and prompt lookup at 0.99), ` +
         `so neither a draft nor prompt lookup pays; auto needs ${SPECULATION_MIN_CORES} or more (--draft <model> or --lookup on force them).`,
     };
   }
