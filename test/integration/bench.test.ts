@@ -112,6 +112,18 @@ describe("bench", () => {
     expect(table.stdout).not.toContain("conversation grounded in");
   });
 
+  it("closes its MQTT paths without warnings: nothing a newcomer would read as a failure", async () => {
+    // At warn, the level bench logs at by default. mqtt.js acknowledging a message as the socket
+    // closed used to log two "MQTT connection error ... write after end" warnings at the end.
+    const result = await runAgent(
+      ["bench", "--model", tiny, "--threads", "1", "--mlock", "off", "--bench-runs", "1", "--bench-prompt", "24", "--bench-tokens", "8"],
+      { timeoutMs: 120_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).not.toContain("write after end");
+    expect(result.stderr).not.toContain('"level":40');
+  });
+
   it("with --instrument sim: first-question and follow-up TTFT of a 5-turn conversation whose marker reading changes", async () => {
     const result = await runAgent(
       [
