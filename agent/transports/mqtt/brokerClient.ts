@@ -3,6 +3,7 @@ import { ReasonCodes, connect } from "mqtt";
 import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import { sleep, within } from "../../../common/async.js";
 import { AgentError } from "../../../common/errors.js";
+import type { Logger } from "../../../common/logger.js";
 
 /**
  * One connection to a broker, for the transport, `smoke`, `ask --via` and `bench`; the
@@ -92,6 +93,17 @@ export function describeConnectError(error: unknown, url: string): AgentError {
   }
   const reason = typeof code === "string" && NETWORK_REASONS[code] ? NETWORK_REASONS[code] : (error as Error).message;
   return new AgentError("IA_ERR_MQTT_CONNECT", `cannot connect to MQTT broker ${shown}: ${reason}`, { cause: error });
+}
+
+/**
+ * An error event of a connected client, logged. Stopping, mqtt.js may still acknowledge a
+ * message that arrived as the socket closed: nothing is lost (the answer was already
+ * cancelled or sent), so that one is not a warning.
+ */
+export function logClientError(log: Logger, error: Error, url: string, stopping: boolean): void {
+  if (stopping && (error as NodeJS.ErrnoException).code === "ERR_STREAM_WRITE_AFTER_END")
+    log.debug({ err: error }, "MQTT write after the connection ended, while stopping");
+  else log.warn({ err: describeConnectError(error, url) }, "MQTT connection error");
 }
 
 const CLOSED_UNANSWERED = "closed the connection before accepting it";

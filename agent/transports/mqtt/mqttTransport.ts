@@ -4,7 +4,7 @@ import { AgentError, toAgentError } from "../../../common/errors.js";
 import type { Logger } from "../../../common/logger.js";
 import type { RequestJournal } from "../../service/journal/requestJournal.js";
 import type { Transport } from "../transport.js";
-import { connectBroker, describeConnectError, displayUrl, refusedVersion } from "./brokerClient.js";
+import { connectBroker, displayUrl, logClientError, refusedVersion } from "./brokerClient.js";
 import type { BrokerConnection, IPublishPacket, MqttClient } from "./brokerClient.js";
 import type { LocalBroker, LocalBrokerOptions } from "./localBroker.js";
 import { AgentPresence } from "./agentPresence.js";
@@ -255,15 +255,7 @@ export class MqttTransport implements Transport {
       if (packet.reasonCode === 142)
         this.#log.warn({ agent: o.agentId }, "the broker handed this agent's session to another client with the same id");
     });
-    client.on("error", (error) => {
-      // Stopping, mqtt.js may still acknowledge a message that arrived as the socket closed:
-      // nothing is lost (the answer was already cancelled or sent), so it is not a warning.
-      if (this.#stopping && (error as NodeJS.ErrnoException).code === "ERR_STREAM_WRITE_AFTER_END") {
-        this.#log.debug({ err: error }, "MQTT write after the connection ended, while stopping");
-        return;
-      }
-      this.#log.warn({ err: describeConnectError(error, this.#url) }, "MQTT connection error");
-    });
+    client.on("error", (error) => logClientError(this.#log, error, this.#url, this.#stopping));
     const granted = await client.subscribeAsync(
       Object.fromEntries(
         agentSubscriptions(this.#topics, o.fleet === undefined ? undefined : fleetTopics(o.prefix, o.fleet)).map((t) => [t, { qos: 1 }]),
