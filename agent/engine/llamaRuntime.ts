@@ -208,21 +208,17 @@ export class LlamaRuntime implements EngineRuntime {
     // Proposals kept by the last check past maxTokens still count (at most --draft-max).
     const promptTokens = meter.usedInputTokens - inputBefore;
     const predictionsAfter = slot.sequence.tokenPredictions;
-    const refuted = predictionsBefore ? predictionsAfter.refuted - predictionsBefore.refuted : 0;
-    const completionTokens = meter.usedOutputTokens - outputBefore - refuted;
+    const predictions = predictionsBefore && {
+      validated: predictionsAfter.validated - predictionsBefore.validated,
+      refuted: predictionsAfter.refuted - predictionsBefore.refuted,
+    };
+    const completionTokens = meter.usedOutputTokens - outputBefore - (predictions?.refuted ?? 0);
     return {
       text,
       finishReason: finishReasonOf(stopReason, request.signal?.aborted ?? false),
       ...(toolCalls === undefined ? {} : { toolCalls }),
       usage: { promptTokens, completionTokens },
-      ...(predictionsBefore
-        ? {
-            predictions: {
-              validated: predictionsAfter.validated - predictionsBefore.validated,
-              refuted,
-            },
-          }
-        : {}),
+      ...(predictions ? { predictions } : {}),
       timings: { ...timings(started, firstTokenAt, finished, { prompt: promptTokens, completion: completionTokens }), queuedMs: 0 },
     };
   }
